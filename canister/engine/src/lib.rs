@@ -1,0 +1,1 @@
+//! Plugin engine (work in progress).

@@ -1,0 +1,1 @@
+//! The plugin_host canister (work in progress).

@@ -1,0 +1,1 @@
+//! Local canister runtime (work in progress).
