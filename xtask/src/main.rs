@@ -1,16 +1,37 @@
-//! Project automation (`cargo xtask <command>`): build, demo, test, bench.
+//! Project automation (`cargo xtask <command>`): build, demo, test.
+//!
+//! Every command installs what it needs first (the wasm target, the ic-wasm tool, the plugin
+//! toolchains), so it works on a fresh machine.
 
+mod canister;
 mod plugins;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build           build the example plugins and the canister (shrunk, gzipped, with its Candid)
+  build-canister  build only the canister
+  build-plugins   build only the example plugins into target/plugins/
+  demo            build, deploy the canister locally, install and invoke the example plugins
+  test            build, then run every test (the command CI runs)";
 
 fn main() -> ExitCode {
     let root = repo_root();
     let command = std::env::args().nth(1).unwrap_or_default();
     let result = match command.as_str() {
+        "build" => build(&root),
+        "build-canister" => canister::build(&root).map(drop),
         "build-plugins" => plugins::build(&root),
-        _ => Err(format!("unknown command `{command}`; try: build-plugins")),
+        "demo" => build(&root).and_then(|()| demo(&root)),
+        "test" => build(&root).and_then(|()| test(&root)),
+        "" | "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown command `{command}`\n\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -19,6 +40,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn build(root: &Path) -> Result<(), String> {
+    plugins::build(root)?;
+    canister::build(root).map(drop)
+}
+
+/// Runs the whole test suite in release mode, so wasmtime and wasmi are built once for tests,
+/// the CLI and the benchmarks alike.
+fn test(root: &Path) -> Result<(), String> {
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args(["test", "--release", "--workspace"]))
+}
+
+/// Deploys the freshly built canister into a scratch state directory and drives it with the
+/// `plugin-host` CLI, exactly as a user would.
+fn demo(root: &Path) -> Result<(), String> {
+    run(Command::new("cargo").current_dir(root).args([
+        "run",
+        "-q",
+        "--release",
+        "--bin",
+        "plugin-host",
+        "--",
+        "demo",
+    ]))
+}
+
+/// Runs a command, failing with its description when it does not succeed.
+pub fn run(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+/// Makes sure the wasm target is installed (rustup does not install what rust-toolchain.toml lists here).
+pub fn ensure_wasm_target(root: &Path) -> Result<(), String> {
+    run(Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
 /// The repository root (the parent of this crate's directory).

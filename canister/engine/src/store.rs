@@ -1,0 +1,458 @@
+//! Everything the engine keeps, in stable structures over `ic_stable_structures::Memory`.
+//!
+//! Stable layout (layout version [`LAYOUT_VERSION`]), one virtual memory per structure:
+//!
+//! ```text
+//! meta       StableCell   "PLGE" | layout version u32 LE | next plugin id u64 LE
+//! plugins    BTreeMap     name (String)            -> PluginRecord (see `encode_record`)
+//! code       BTreeMap     sha256 [u8; 32]          -> module bytes, as uploaded
+//! code_refs  BTreeMap     sha256 [u8; 32]          -> number of plugins using the code (u64)
+//! pages      BTreeMap     (plugin id u64, chunk u32) -> 4 KiB of linear memory (absent = zeros)
+//! globals    BTreeMap     plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
+//! vars       BTreeMap     plugin id u64 BE ++ key (utf-8) -> value bytes
+//!
+//! PluginRecord: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
+//!   code size u64 | functions: u32 n, n × str | memory pages u32 | max pages: u8 flag, u32 |
+//!   fuel limit u64 | calls u64 | fuel used total u64 | installed at u64 | updated at u64 |
+//!   invoke policy: u8 tag (0 public, 1 owner only, 2 allow-list: u32 n, n × bytes) |
+//!   config: u32 n, n × (str, str)
+//! where str / bytes = u32 LE length, then the bytes; all integers little-endian.
+//! ```
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+
+use crate::InvokePolicy;
+
+/// Version of the stable layout described above.
+pub const LAYOUT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"PLGE";
+/// Size of the chunks in which plugin memory is stored and compared.
+pub const CHUNK_BYTES: usize = 4096;
+
+/// The stable memories the engine uses: one per structure, each from a fixed, never reused id.
+pub struct StableMemories<M> {
+    /// Layout magic, version and id counter.
+    pub meta: M,
+    /// Plugin records by name.
+    pub plugins: M,
+    /// Module bytes by sha256.
+    pub code: M,
+    /// Reference counts of module bytes.
+    pub code_refs: M,
+    /// Plugin memory chunks.
+    pub pages: M,
+    /// Plugin mutable globals.
+    pub globals: M,
+    /// Plugin vars.
+    pub vars: M,
+}
+
+/// What the engine stores about an installed plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRecord {
+    /// Internal id, never reused; keys the plugin's memory, globals and vars.
+    pub id: u64,
+    /// The plugin's name.
+    pub name: String,
+    /// The installer's principal bytes.
+    pub owner: Vec<u8>,
+    /// sha256 of the module.
+    pub code_sha256: [u8; 32],
+    /// Module size in bytes.
+    pub code_size: u64,
+    /// Plugin functions, sorted.
+    pub functions: Vec<String>,
+    /// Current memory size in 64 KiB pages.
+    pub memory_pages: u32,
+    /// Declared maximum, if any.
+    pub max_memory_pages: Option<u32>,
+    /// Default fuel per call.
+    pub fuel_limit: u64,
+    /// Successful committed calls.
+    pub calls: u64,
+    /// Fuel used by committed calls.
+    pub fuel_used_total: u64,
+    /// Install time (ns).
+    pub installed_at_ns: u64,
+    /// Last change of code, config or policy (ns).
+    pub updated_at_ns: u64,
+    /// Who may invoke (enforced by the canister).
+    pub invoke_policy: InvokePolicy,
+    /// Read-only config.
+    pub config: BTreeMap<String, String>,
+}
+
+/// The engine's stable structures.
+pub struct Store<M: Memory> {
+    meta: StableCell<Meta, M>,
+    pub(crate) plugins: StableBTreeMap<String, PluginRecord, M>,
+    code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
+    code_refs: StableBTreeMap<[u8; 32], u64, M>,
+    pages: StableBTreeMap<(u64, u32), Vec<u8>, M>,
+    globals: StableBTreeMap<u64, Vec<u8>, M>,
+    vars: StableBTreeMap<VarKey, Vec<u8>, M>,
+}
+
+impl<M: Memory> Store<M> {
+    /// Opens the structures (empty on first use). Panics on a foreign or newer layout: that is a
+    /// broken deployment, not user input.
+    pub fn init(memories: StableMemories<M>) -> Self {
+        let meta = StableCell::init(memories.meta, Meta { next_id: 0 });
+        Self {
+            meta,
+            plugins: StableBTreeMap::init(memories.plugins),
+            code: StableBTreeMap::init(memories.code),
+            code_refs: StableBTreeMap::init(memories.code_refs),
+            pages: StableBTreeMap::init(memories.pages),
+            globals: StableBTreeMap::init(memories.globals),
+            vars: StableBTreeMap::init(memories.vars),
+        }
+    }
+
+    /// A fresh plugin id.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.meta.get().next_id;
+        self.meta.set(Meta { next_id: id + 1 });
+        id
+    }
+
+    /// Stores module bytes (once per distinct module) and counts one more user.
+    pub fn add_code_ref(&mut self, sha256: [u8; 32], wasm: &[u8]) {
+        let refs = self.code_refs.get(&sha256).unwrap_or(0);
+        if refs == 0 {
+            self.code.insert(sha256, wasm.to_vec());
+        }
+        self.code_refs.insert(sha256, refs + 1);
+    }
+
+    /// Counts one user less; frees the bytes when none is left. Returns whether they were freed.
+    pub fn release_code_ref(&mut self, sha256: [u8; 32]) -> bool {
+        match self.code_refs.get(&sha256).unwrap_or(0) {
+            0 | 1 => {
+                self.code_refs.remove(&sha256);
+                self.code.remove(&sha256);
+                true
+            }
+            refs => {
+                self.code_refs.insert(sha256, refs - 1);
+                false
+            }
+        }
+    }
+
+    /// Module bytes by hash.
+    pub fn code(&self, sha256: &[u8; 32]) -> Option<Vec<u8>> {
+        self.code.get(sha256)
+    }
+
+    /// How many distinct modules are stored.
+    pub fn code_count(&self) -> u64 {
+        self.code.len()
+    }
+
+    /// The plugin's stored memory chunks (non-zero ones only).
+    pub fn chunks(&self, id: u64) -> impl Iterator<Item = (u32, Vec<u8>)> + '_ {
+        self.pages
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|entry| (entry.key().1, entry.value()))
+    }
+
+    /// Stores one memory chunk; an all-zero chunk is stored as absent.
+    pub fn put_chunk(&mut self, id: u64, index: u32, bytes: &[u8]) {
+        if bytes.iter().all(|b| *b == 0) {
+            self.pages.remove(&(id, index));
+        } else {
+            self.pages.insert((id, index), bytes.to_vec());
+        }
+    }
+
+    /// The plugin's saved globals.
+    pub fn globals(&self, id: u64) -> Vec<SavedGlobal> {
+        self.globals
+            .get(&id)
+            .map(|bytes| decode_globals(&bytes))
+            .unwrap_or_default()
+    }
+
+    /// Saves the plugin's globals.
+    pub fn put_globals(&mut self, id: u64, globals: &[SavedGlobal]) {
+        self.globals.insert(id, encode_globals(globals));
+    }
+
+    /// The plugin's vars.
+    pub fn vars(&self, id: u64) -> BTreeMap<String, Vec<u8>> {
+        self.vars
+            .range(VarKey::new(id, "")..)
+            .take_while(|entry| entry.key().id == id)
+            .map(|entry| (entry.key().key.clone(), entry.value()))
+            .collect()
+    }
+
+    /// Sets (`Some`) or deletes (`None`) one var.
+    pub fn put_var(&mut self, id: u64, key: &str, value: Option<&[u8]>) {
+        match value {
+            Some(value) => self.vars.insert(VarKey::new(id, key), value.to_vec()),
+            None => self.vars.remove(&VarKey::new(id, key)),
+        };
+    }
+
+    /// Deletes all of a plugin's memory, globals and vars.
+    pub fn delete_state(&mut self, id: u64) {
+        let chunks: Vec<u32> = self.chunks(id).map(|(index, _)| index).collect();
+        for index in chunks {
+            self.pages.remove(&(id, index));
+        }
+        self.globals.remove(&id);
+        for key in self.vars(id).into_keys() {
+            self.vars.remove(&VarKey::new(id, &key));
+        }
+    }
+}
+
+/// Key of a var: the plugin id (big-endian, so byte order is key order), then the var's key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct VarKey {
+    id: u64,
+    key: String,
+}
+
+impl VarKey {
+    fn new(id: u64, key: &str) -> Self {
+        Self {
+            id,
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Storable for VarKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        let mut bytes = self.id.to_be_bytes().to_vec();
+        bytes.extend_from_slice(self.key.as_bytes());
+        Cow::Owned(bytes)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_bytes().into_owned()
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let (id, key) = bytes.split_at(8);
+        Self {
+            id: u64::from_be_bytes(id.try_into().expect("8 bytes")),
+            key: String::from_utf8(key.to_vec()).expect("var keys are utf-8"),
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// A mutable global's saved value: its value type tag and raw bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedGlobal {
+    /// 0 i32, 1 i64, 2 f32, 3 f64.
+    pub tag: u8,
+    /// The value's bits.
+    pub bits: u64,
+}
+
+fn encode_globals(globals: &[SavedGlobal]) -> Vec<u8> {
+    let mut out = Writer::default();
+    out.u32(globals.len() as u32);
+    for g in globals {
+        out.u8(g.tag);
+        out.u64(g.bits);
+    }
+    out.0
+}
+
+fn decode_globals(bytes: &[u8]) -> Vec<SavedGlobal> {
+    let mut r = Reader(bytes);
+    let n = r.u32();
+    (0..n)
+        .map(|_| SavedGlobal {
+            tag: r.u8(),
+            bits: r.u64(),
+        })
+        .collect()
+}
+
+struct Meta {
+    next_id: u64,
+}
+
+impl Storable for Meta {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        let mut w = Writer::default();
+        w.0.extend_from_slice(MAGIC);
+        w.u32(LAYOUT_VERSION);
+        w.u64(self.next_id);
+        Cow::Owned(w.0)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_bytes().into_owned()
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        assert_eq!(&bytes[..4], MAGIC, "not a plugin engine layout");
+        let mut r = Reader(&bytes[4..]);
+        let version = r.u32();
+        assert_eq!(version, LAYOUT_VERSION, "unsupported engine layout version");
+        Meta { next_id: r.u64() }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 16,
+        is_fixed_size: true,
+    };
+}
+
+impl Storable for PluginRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(encode_record(self))
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode_record(&self)
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        decode_record(&bytes)
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// The record's stable encoding (see the module docs).
+pub fn encode_record(r: &PluginRecord) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(1);
+    w.u64(r.id);
+    w.bytes(r.name.as_bytes());
+    w.bytes(&r.owner);
+    w.0.extend_from_slice(&r.code_sha256);
+    w.u64(r.code_size);
+    w.u32(r.functions.len() as u32);
+    for f in &r.functions {
+        w.bytes(f.as_bytes());
+    }
+    w.u32(r.memory_pages);
+    w.u8(r.max_memory_pages.is_some() as u8);
+    w.u32(r.max_memory_pages.unwrap_or(0));
+    w.u64(r.fuel_limit);
+    w.u64(r.calls);
+    w.u64(r.fuel_used_total);
+    w.u64(r.installed_at_ns);
+    w.u64(r.updated_at_ns);
+    match &r.invoke_policy {
+        InvokePolicy::Public => w.u8(0),
+        InvokePolicy::OwnerOnly => w.u8(1),
+        InvokePolicy::AllowList(list) => {
+            w.u8(2);
+            w.u32(list.len() as u32);
+            for p in list {
+                w.bytes(p);
+            }
+        }
+    }
+    w.u32(r.config.len() as u32);
+    for (k, v) in &r.config {
+        w.bytes(k.as_bytes());
+        w.bytes(v.as_bytes());
+    }
+    w.0
+}
+
+/// Decodes [`encode_record`]'s output. Panics on bytes it did not write (a broken invariant).
+pub fn decode_record(bytes: &[u8]) -> PluginRecord {
+    let mut r = Reader(bytes);
+    assert_eq!(r.u8(), 1, "unknown plugin record version");
+    let id = r.u64();
+    let name = r.string();
+    let owner = r.bytes().to_vec();
+    let mut code_sha256 = [0u8; 32];
+    code_sha256.copy_from_slice(r.take(32));
+    let code_size = r.u64();
+    let functions = (0..r.u32()).map(|_| r.string()).collect();
+    let memory_pages = r.u32();
+    let has_max = r.u8() == 1;
+    let max = r.u32();
+    let fuel_limit = r.u64();
+    let calls = r.u64();
+    let fuel_used_total = r.u64();
+    let installed_at_ns = r.u64();
+    let updated_at_ns = r.u64();
+    let invoke_policy = match r.u8() {
+        0 => InvokePolicy::Public,
+        1 => InvokePolicy::OwnerOnly,
+        _ => InvokePolicy::AllowList((0..r.u32()).map(|_| r.bytes().to_vec()).collect()),
+    };
+    let config = (0..r.u32()).map(|_| (r.string(), r.string())).collect();
+    PluginRecord {
+        id,
+        name,
+        owner,
+        code_sha256,
+        code_size,
+        functions,
+        memory_pages,
+        max_memory_pages: has_max.then_some(max),
+        fuel_limit,
+        calls,
+        fuel_used_total,
+        installed_at_ns,
+        updated_at_ns,
+        invoke_policy,
+        config,
+    }
+}
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        head
+    }
+    fn u8(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn bytes(&mut self) -> &'a [u8] {
+        let n = self.u32() as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> String {
+        String::from_utf8(self.bytes().to_vec()).expect("stored strings are utf-8")
+    }
+}

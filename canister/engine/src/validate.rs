@@ -1,0 +1,159 @@
+//! Install-time checks of an untrusted module, before wasmi sees it: size, imports against the
+//! ABI table, memory and table caps, and the plugin functions it exports.
+
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
+
+use crate::Limits;
+use crate::abi::IMPORTS;
+use crate::error::{InstallError, LimitExceeded};
+
+/// Exports run once at install (reactor initialisers), never offered as plugin functions.
+pub const INITIALIZERS: &[&str] = &["_initialize", "__wasm_call_ctors"];
+
+/// What install learns about a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleFacts {
+    /// Exports of type `() -> i32` or `() -> ()`, sorted, initialisers excluded.
+    pub functions: Vec<String>,
+    /// The first initialiser the module exports, if any.
+    pub initializer: Option<String>,
+    /// Declared maximum memory, if any.
+    pub max_memory_pages: Option<u32>,
+}
+
+fn invalid(reason: impl ToString) -> InstallError {
+    InstallError::InvalidWasm {
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks `wasm` against the host's rules. Full validation is wasmi's (`Module::new`).
+pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError> {
+    if wasm.len() as u64 > limits.max_module_bytes {
+        return Err(InstallError::TooLarge {
+            size: wasm.len() as u64,
+            max: limits.max_module_bytes,
+        });
+    }
+    let mut types: Vec<Option<(Vec<ValType>, Vec<ValType>)>> = Vec::new();
+    let mut func_types: Vec<u32> = Vec::new();
+    let mut exports: Vec<(String, u32)> = Vec::new();
+    let mut memories = 0;
+    let mut max_memory_pages = None;
+
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
+                return Err(invalid("components are not supported, only core modules"));
+            }
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    types.push(Some({
+                        let f = ty.map_err(invalid)?;
+                        (f.params().to_vec(), f.results().to_vec())
+                    }));
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader {
+                    let import = import.map_err(invalid)?;
+                    let forbidden = |reason: &str| InstallError::ForbiddenImport {
+                        module: import.module.to_owned(),
+                        name: import.name.to_owned(),
+                        reason: reason.to_owned(),
+                    };
+                    let TypeRef::Func(index) = import.ty else {
+                        return Err(forbidden("only function imports are provided"));
+                    };
+                    let Some((_, _, params, results)) = IMPORTS
+                        .iter()
+                        .find(|(m, n, _, _)| *m == import.module && *n == import.name)
+                    else {
+                        return Err(forbidden("not a host function of plugin_host"));
+                    };
+                    match types.get(index as usize) {
+                        Some(Some((p, r))) if p == params && r == results => {}
+                        _ => return Err(forbidden("wrong signature")),
+                    }
+                    func_types.push(index);
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for index in reader {
+                    func_types.push(index.map_err(invalid)?);
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(invalid)?;
+                    memories += 1;
+                    if memories > 1 {
+                        return Err(invalid("more than one memory"));
+                    }
+                    if memory.memory64 || memory.shared {
+                        return Err(invalid("64-bit and shared memories are not supported"));
+                    }
+                    if memory.initial > u64::from(limits.max_memory_pages) {
+                        return Err(InstallError::LimitExceeded(LimitExceeded {
+                            limit: "memory pages",
+                            requested: memory.initial,
+                            max: limits.max_memory_pages.into(),
+                        }));
+                    }
+                    max_memory_pages = memory.maximum.map(|m| m.min(u32::MAX.into()) as u32);
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let table = table.map_err(invalid)?;
+                    if table.ty.initial > u64::from(limits.max_table_elements) {
+                        return Err(InstallError::LimitExceeded(LimitExceeded {
+                            limit: "table elements",
+                            requested: table.ty.initial,
+                            max: limits.max_table_elements.into(),
+                        }));
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    if export.kind == ExternalKind::Func {
+                        exports.push((export.name.to_owned(), export.index));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut functions = Vec::new();
+    let mut initializer = None;
+    for (name, index) in exports {
+        let signature = func_types
+            .get(index as usize)
+            .and_then(|t| types.get(*t as usize))
+            .and_then(|t| t.as_ref());
+        let Some((params, results)) = signature else {
+            continue;
+        };
+        let plugin_fn = params.is_empty() && (results.is_empty() || results == &[ValType::I32]);
+        if !plugin_fn {
+            continue;
+        }
+        if INITIALIZERS.contains(&name.as_str()) {
+            initializer.get_or_insert(name);
+        } else {
+            functions.push(name);
+        }
+    }
+    if functions.is_empty() {
+        return Err(InstallError::NoPluginFunctions);
+    }
+    functions.sort();
+    Ok(ModuleFacts {
+        functions,
+        initializer,
+        max_memory_pages,
+    })
+}

@@ -1,0 +1,664 @@
+//! Engine tests: tiny WAT plugins inline, through one set of helpers.
+
+#![allow(missing_docs)]
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use ic_stable_structures::VectorMemory;
+use plugin_engine::{
+    Engine, InstallError, InstallRequest, InstructionMeter, InvokeError, InvokeFailure,
+    InvokeOutcome, InvokePolicy, InvokeRequest, LimitExceeded, Limits, PluginInfo, StableMemories,
+    UpgradePluginRequest,
+};
+
+/// A meter that counts a fixed number of instructions per reading.
+struct Meter(Cell<u64>, u64);
+
+impl InstructionMeter for Meter {
+    fn instructions(&self) -> u64 {
+        self.0.set(self.0.get() + self.1);
+        self.0.get()
+    }
+}
+
+fn meter() -> Meter {
+    Meter(Cell::new(0), 1)
+}
+
+/// Stable memories that survive dropping the engine (an upgrade keeps them).
+#[derive(Clone, Default)]
+struct Memories([VectorMemory; 7]);
+
+impl Memories {
+    fn open(&self, limits: Limits) -> Engine<VectorMemory> {
+        let m = self.0.clone();
+        let [meta, plugins, code, code_refs, pages, globals, vars] = m;
+        Engine::init(
+            StableMemories {
+                meta,
+                plugins,
+                code,
+                code_refs,
+                pages,
+                globals,
+                vars,
+            },
+            limits,
+        )
+    }
+}
+
+fn engine() -> Engine<VectorMemory> {
+    Memories::default().open(Limits::default())
+}
+
+/// The Extism imports the WAT plugins below use.
+const IMPORTS: &str = r#"
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "log_info" (func $log_info (param i64)))
+  (import "extism:host/user" "ic_caller" (func $ic_caller (result i64)))
+  (import "extism:host/user" "ic_time" (func $ic_time (result i64)))
+"#;
+
+/// Helpers in WAT: copy a guest string into a new arena block; output 8 bytes.
+const HELPERS: &str = r#"
+  (func $block (param $ptr i32) (param $len i32) (result i64)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.extend_i32_u (local.get $len))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (i32.add (local.get $ptr) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $h))
+  (func $output_u64 (param $v i64)
+    (local $h i64)
+    (local.set $h (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $h) (local.get $v))
+    (call $output_set (local.get $h) (i64.const 8)))
+"#;
+
+/// A counter whose state lives in memory (offset 64), a private global and a var.
+fn counter() -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (global $calls (mut i64) (i64.const 0))
+  (data (i32.const 0) "count")
+  (data (i32.const 16) "oops")
+  {HELPERS}
+  (func $bump
+    (i64.store (i32.const 64) (i64.add (i64.load (i32.const 64)) (i64.const 1)))
+    (global.set $calls (i64.add (global.get $calls) (i64.const 1)))
+    (call $var_set (call $block (i32.const 0) (i32.const 5)) (call $block (i32.const 64) (i32.const 8))))
+  (func (export "inc") (result i32)
+    (call $bump)
+    (call $output_u64 (i64.load (i32.const 64)))
+    (i32.const 0))
+  (func (export "get") (result i32)
+    (call $output_u64 (i64.load (i32.const 64)))
+    (i32.const 0))
+  (func (export "calls") (result i32)
+    (call $output_u64 (global.get $calls))
+    (i32.const 0))
+  (func (export "var") (result i32)
+    (local $h i64)
+    (local.set $h (call $var_get (call $block (i32.const 0) (i32.const 5))))
+    (call $output_set (local.get $h) (call $length (local.get $h)))
+    (i32.const 0))
+  (func (export "inc_then_fail") (result i32)
+    (call $bump)
+    (call $error_set (call $block (i32.const 16) (i32.const 4)))
+    (i32.const 7))
+  (func (export "inc_then_trap") (result i32)
+    (call $bump)
+    unreachable)
+  (func (export "inc_then_loop") (result i32)
+    (call $bump)
+    (loop $l (br $l))
+    (i32.const 0))
+  (func (export "inc_then_grow_and_trap") (result i32)
+    (call $bump)
+    (drop (memory.grow (i32.const 2)))
+    unreachable)
+  (func (export "echo") (result i32)
+    (local $h i64) (local $i i64) (local $n i64)
+    (local.set $n (call $input_length))
+    (local.set $h (call $alloc (local.get $n)))
+    (block $done (loop $next
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (call $input_load_u8 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $next)))
+    (call $output_set (local.get $h) (local.get $n))
+    (i32.const 0))
+)"#
+    )
+}
+
+fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("test WAT parses")
+}
+
+fn request<'a>(name: &'a str, wasm: &'a [u8]) -> InstallRequest<'a> {
+    InstallRequest {
+        name,
+        wasm,
+        config: BTreeMap::new(),
+        owner: vec![1, 2, 3],
+        invoke_policy: InvokePolicy::Public,
+        fuel_limit: None,
+    }
+}
+
+#[track_caller]
+fn install(engine: &mut Engine<VectorMemory>, name: &str, text: &str) -> PluginInfo {
+    let wasm = wat(text);
+    match engine.install(request(name, &wasm), 1, &meter()) {
+        Ok(info) => info,
+        Err(e) => panic!("install {name}: {e}"),
+    }
+}
+
+#[track_caller]
+fn install_err(engine: &mut Engine<VectorMemory>, text: &str) -> InstallError {
+    let wasm = wat(text);
+    match engine.install(request("bad", &wasm), 1, &meter()) {
+        Ok(info) => panic!("install should fail, got {info:?}"),
+        Err(e) => e,
+    }
+}
+
+fn call_with(
+    engine: &mut Engine<VectorMemory>,
+    plugin: &str,
+    function: &str,
+    input: &[u8],
+    fuel: Option<u64>,
+    commit: bool,
+) -> Result<InvokeOutcome, InvokeFailure> {
+    engine.invoke(
+        InvokeRequest {
+            plugin,
+            function,
+            input,
+            fuel,
+            caller: b"caller",
+            now_ns: 42,
+            commit,
+            logs: true,
+        },
+        &meter(),
+    )
+}
+
+#[track_caller]
+fn ok(engine: &mut Engine<VectorMemory>, plugin: &str, function: &str) -> Vec<u8> {
+    match call_with(engine, plugin, function, b"", None, true) {
+        Ok(outcome) => outcome.output,
+        Err(f) => panic!("{plugin}.{function}: {f}"),
+    }
+}
+
+#[track_caller]
+fn ok_u64(engine: &mut Engine<VectorMemory>, plugin: &str, function: &str) -> u64 {
+    let out = ok(engine, plugin, function);
+    u64::from_le_bytes(out.try_into().expect("8 bytes of output"))
+}
+
+#[track_caller]
+fn err(engine: &mut Engine<VectorMemory>, plugin: &str, function: &str) -> InvokeError {
+    match call_with(engine, plugin, function, b"", None, true) {
+        Ok(o) => panic!("{plugin}.{function} should fail, returned {:?}", o.output),
+        Err(f) => f.error,
+    }
+}
+
+/// The plugin's whole observable state: memory counter, private global, var.
+#[track_caller]
+fn state(engine: &mut Engine<VectorMemory>, plugin: &str) -> (u64, u64, Vec<u8>) {
+    let get = ok_u64(engine, plugin, "get");
+    let calls = ok_u64(engine, plugin, "calls");
+    let var = ok(engine, plugin, "var");
+    (get, calls, var)
+}
+
+#[test]
+fn install_reports_what_a_user_needs() {
+    let mut engine = engine();
+    let info = install(&mut engine, "counter", &counter());
+    assert_eq!(info.name, "counter");
+    assert_eq!(info.memory_pages, 1);
+    assert_eq!(info.owner, vec![1, 2, 3]);
+    assert!(info.functions.contains(&"inc".to_owned()));
+    assert_eq!(info.code_size, wat(&counter()).len() as u64);
+    assert_eq!(engine.get("counter"), Some(info));
+}
+
+#[test]
+fn state_persists_between_calls() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    assert_eq!(ok_u64(&mut engine, "counter", "inc"), 1);
+    assert_eq!(ok_u64(&mut engine, "counter", "inc"), 2);
+    assert_eq!(
+        state(&mut engine, "counter"),
+        (2, 2, 2u64.to_le_bytes().to_vec())
+    );
+    assert_eq!(engine.get("counter").map(|i| i.calls), Some(5));
+}
+
+#[test]
+fn input_and_output_round_trip() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    let out = call_with(&mut engine, "counter", "echo", b"hello plugin", None, true).expect("echo");
+    assert_eq!(out.output, b"hello plugin");
+    assert!(out.fuel_used > 0);
+}
+
+#[test]
+fn every_failure_leaves_memory_globals_and_vars_as_they_were() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    ok(&mut engine, "counter", "inc");
+    let before = state(&mut engine, "counter");
+
+    match err(&mut engine, "counter", "inc_then_fail") {
+        InvokeError::PluginError { code, message } => {
+            assert_eq!((code, message.as_str()), (7, "oops"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(state(&mut engine, "counter"), before);
+
+    assert!(matches!(
+        err(&mut engine, "counter", "inc_then_trap"),
+        InvokeError::Trap { .. }
+    ));
+    assert_eq!(state(&mut engine, "counter"), before);
+
+    let looped = call_with(
+        &mut engine,
+        "counter",
+        "inc_then_loop",
+        b"",
+        Some(100_000),
+        true,
+    );
+    assert!(matches!(
+        looped.map_err(|f| f.error),
+        Err(InvokeError::OutOfFuel {
+            fuel_limit: 100_000,
+            ..
+        })
+    ));
+    assert_eq!(state(&mut engine, "counter"), before);
+
+    assert!(matches!(
+        err(&mut engine, "counter", "inc_then_grow_and_trap"),
+        InvokeError::Trap { .. }
+    ));
+    assert_eq!(state(&mut engine, "counter"), before);
+    assert_eq!(engine.get("counter").map(|i| i.memory_pages), Some(1));
+}
+
+#[test]
+fn a_dry_run_commits_nothing() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    ok(&mut engine, "counter", "inc");
+    let calls = engine.get("counter").map(|i| i.calls);
+    let dry = call_with(&mut engine, "counter", "inc", b"", None, false).expect("dry run");
+    assert_eq!(dry.output, 2u64.to_le_bytes());
+    assert_eq!(engine.get("counter").map(|i| i.calls), calls);
+    assert_eq!(ok_u64(&mut engine, "counter", "get"), 1);
+}
+
+#[test]
+fn state_survives_dropping_every_cache() {
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "counter", &counter());
+    for _ in 0..3 {
+        ok(&mut engine, "counter", "inc");
+    }
+    let before = state(&mut engine, "counter");
+    drop(engine);
+
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(state(&mut engine, "counter"), before);
+    assert_eq!(ok_u64(&mut engine, "counter", "inc"), 4);
+    assert_eq!(ok_u64(&mut engine, "counter", "calls"), 4);
+}
+
+#[test]
+fn plugins_are_isolated_and_identical_code_is_stored_once() {
+    let mut engine = engine();
+    let a = install(&mut engine, "a", &counter());
+    let b = install(&mut engine, "b", &counter());
+    assert_eq!(a.code_sha256, b.code_sha256);
+    assert_eq!(engine.stored_modules(), 1);
+    ok(&mut engine, "a", "inc");
+    ok(&mut engine, "a", "inc");
+    assert_eq!(state(&mut engine, "b"), (0, 0, Vec::new()));
+    assert_eq!(ok_u64(&mut engine, "a", "get"), 2);
+
+    engine.uninstall("a").expect("uninstall");
+    assert_eq!(engine.stored_modules(), 1);
+    engine.uninstall("b").expect("uninstall");
+    assert_eq!(engine.stored_modules(), 0);
+    assert!(engine.get("a").is_none());
+}
+
+#[test]
+fn install_refuses_bad_modules_with_the_reason() {
+    let mut engine = engine();
+    let junk = engine.install(request("junk", b"not wasm at all"), 1, &meter());
+    assert!(matches!(junk, Err(InstallError::InvalidWasm { .. })));
+
+    match install_err(
+        &mut engine,
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                   (func (export "run") (result i32) (i32.const 0)))"#,
+    ) {
+        InstallError::ForbiddenImport { module, name, .. } => {
+            assert_eq!(
+                (module.as_str(), name.as_str()),
+                ("wasi_snapshot_preview1", "fd_write")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        install_err(
+            &mut engine,
+            r#"(module (import "extism:host/env" "alloc" (func (param i32) (result i32)))
+                       (func (export "run") (result i32) (i32.const 0)))"#
+        ),
+        InstallError::ForbiddenImport { .. }
+    ));
+    assert_eq!(
+        install_err(
+            &mut engine,
+            r#"(module (func (export "add") (param i32) (result i32) (local.get 0)))"#
+        ),
+        InstallError::NoPluginFunctions
+    );
+    assert!(matches!(
+        install_err(
+            &mut engine,
+            r#"(module (func $s (loop $l (br $l))) (start $s) (func (export "run")))"#
+        ),
+        InstallError::InstantiationFailed { .. }
+    ));
+    assert_eq!(
+        install_err(
+            &mut engine,
+            r#"(module (memory 2000) (func (export "run")))"#
+        ),
+        InstallError::LimitExceeded(LimitExceeded {
+            limit: "memory pages",
+            requested: 2000,
+            max: 1024
+        })
+    );
+    assert!(matches!(
+        install_err(
+            &mut engine,
+            r#"(module (table 1000000 funcref) (func (export "run")))"#
+        ),
+        InstallError::LimitExceeded(LimitExceeded {
+            limit: "table elements",
+            ..
+        })
+    ));
+    let big = vec![0u8; 9 * 1024 * 1024];
+    assert!(matches!(
+        engine.install(request("big", &big), 1, &meter()),
+        Err(InstallError::TooLarge { .. })
+    ));
+    for name in ["", "Upper", "has space", &"x".repeat(65)] {
+        let wasm = wat(&counter());
+        assert!(matches!(
+            engine.install(request(name, &wasm), 1, &meter()),
+            Err(InstallError::InvalidName { .. })
+        ));
+    }
+    install(&mut engine, "counter", &counter());
+    let wasm = wat(&counter());
+    assert!(matches!(
+        engine.install(request("counter", &wasm), 1, &meter()),
+        Err(InstallError::NameTaken { .. })
+    ));
+}
+
+#[test]
+fn unknown_plugins_and_functions() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    assert!(matches!(
+        err(&mut engine, "nobody", "inc"),
+        InvokeError::UnknownPlugin { .. }
+    ));
+    match err(&mut engine, "counter", "nothing") {
+        InvokeError::UnknownFunction { available, .. } => {
+            assert!(available.contains(&"inc".into()))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn hostile(body: &str) -> String {
+    format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) {HELPERS}
+             (func (export "run") (result i32) {body}))"#
+    )
+}
+
+#[test]
+fn hostile_plugins_get_typed_errors() {
+    let mut engine = engine();
+    install(
+        &mut engine,
+        "bomb",
+        &hostile("(loop $l (drop (memory.grow (i32.const 100))) (br $l)) (i32.const 0)"),
+    );
+    assert!(matches!(
+        err(&mut engine, "bomb", "run"),
+        InvokeError::LimitExceeded(LimitExceeded {
+            limit: "memory pages",
+            ..
+        })
+    ));
+    install(
+        &mut engine,
+        "deep",
+        r#"(module (func $f (export "run") (result i32) (call $f)))"#,
+    );
+    assert!(matches!(
+        err(&mut engine, "deep", "run"),
+        InvokeError::Trap { .. }
+    ));
+
+    install(
+        &mut engine,
+        "badload",
+        &hostile("(drop (call $load_u8 (i64.const 999999))) (i32.const 0)"),
+    );
+    match err(&mut engine, "badload", "run") {
+        InvokeError::Trap { message } => assert!(message.contains("load_u8"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    install(
+        &mut engine,
+        "badout",
+        &hostile("(call $output_set (i64.const 1) (i64.const 100)) (i32.const 0)"),
+    );
+    assert!(matches!(
+        err(&mut engine, "badout", "run"),
+        InvokeError::Trap { .. }
+    ));
+    install(
+        &mut engine,
+        "hugeout",
+        &hostile(
+            "(call $output_set (call $alloc (i64.const 2000000)) (i64.const 2000000)) (i32.const 0)",
+        ),
+    );
+    assert!(matches!(
+        err(&mut engine, "hugeout", "run"),
+        InvokeError::LimitExceeded(LimitExceeded {
+            limit: "output bytes",
+            ..
+        })
+    ));
+    install(
+        &mut engine,
+        "arena",
+        &hostile("(loop $l (drop (call $alloc (i64.const 1000000000))) (br $l)) (i32.const 0)"),
+    );
+    assert!(matches!(
+        err(&mut engine, "arena", "run"),
+        InvokeError::LimitExceeded(LimitExceeded {
+            limit: "arena bytes",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_instruction_budget_stops_a_call_between_fuel_slices() {
+    let limits = Limits {
+        update_instruction_budget: 10,
+        fuel_slice: 1000,
+        ..Limits::default()
+    };
+    let mut engine = Memories::default().open(limits);
+    install(&mut engine, "counter", &counter());
+    let failure = engine
+        .invoke(
+            InvokeRequest {
+                plugin: "counter",
+                function: "inc_then_loop",
+                input: b"",
+                fuel: None,
+                caller: b"c",
+                now_ns: 0,
+                commit: true,
+                logs: false,
+            },
+            &Meter(Cell::new(0), 5),
+        )
+        .expect_err("budget");
+    assert!(
+        matches!(failure.error, InvokeError::InstructionLimit { .. }),
+        "{failure:?}"
+    );
+    assert_eq!(ok_u64(&mut engine, "counter", "get"), 0);
+}
+
+#[test]
+fn config_logs_and_ic_functions() {
+    let mut engine = engine();
+    let text = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) {HELPERS}
+             (data (i32.const 0) "greeting")
+             (func (export "config") (result i32)
+               (local $h i64)
+               (local.set $h (call $config_get (call $block (i32.const 0) (i32.const 8))))
+               (call $log_info (local.get $h))
+               (call $output_set (local.get $h) (call $length (local.get $h)))
+               (i32.const 0))
+             (func (export "caller") (result i32)
+               (local $h i64)
+               (local.set $h (call $ic_caller))
+               (call $output_set (local.get $h) (call $length (local.get $h)))
+               (i32.const 0))
+             (func (export "time") (result i32)
+               (call $output_u64 (call $ic_time))
+               (i32.const 0)))"#
+    );
+    let wasm = wat(&text);
+    let mut req = request("cfg", &wasm);
+    req.config.insert("greeting".into(), "hello".into());
+    engine.install(req, 1, &meter()).expect("install");
+    let out = call_with(&mut engine, "cfg", "config", b"", None, true).expect("config");
+    assert_eq!(out.output, b"hello");
+    assert_eq!(out.logs.len(), 1);
+    assert_eq!(out.logs[0].message, "hello");
+    assert_eq!(ok(&mut engine, "cfg", "caller"), b"caller");
+    assert_eq!(ok_u64(&mut engine, "cfg", "time"), 42);
+    engine
+        .set_config(
+            "cfg",
+            BTreeMap::from([("greeting".into(), "bye".into())]),
+            2,
+        )
+        .expect("set_config");
+    assert_eq!(ok(&mut engine, "cfg", "config"), b"bye");
+}
+
+#[test]
+fn list_pages_in_name_order() {
+    let mut engine = engine();
+    for name in ["c", "a", "b", "d"] {
+        install(&mut engine, name, &counter());
+    }
+    let (page, next) = engine.list(None, 3);
+    let names: Vec<_> = page.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(next.as_deref(), Some("c"));
+    let (page, next) = engine.list(next.as_deref(), 3);
+    assert_eq!(page.len(), 1);
+    assert_eq!(next, None);
+}
+
+#[test]
+fn upgrade_plugin_keeps_vars_and_rolls_back_a_failed_migration() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    ok(&mut engine, "counter", "inc");
+    ok(&mut engine, "counter", "inc");
+    let wasm = wat(&counter());
+    let failed = engine.upgrade_plugin(
+        UpgradePluginRequest {
+            name: "counter",
+            wasm: &wasm,
+            migration: Some("inc_then_trap"),
+        },
+        5,
+        &meter(),
+    );
+    assert!(matches!(failed, Err(InstallError::MigrationFailed(_))));
+    assert_eq!(ok_u64(&mut engine, "counter", "get"), 2);
+
+    let info = engine
+        .upgrade_plugin(
+            UpgradePluginRequest {
+                name: "counter",
+                wasm: &wasm,
+                migration: None,
+            },
+            6,
+            &meter(),
+        )
+        .expect("upgrade");
+    assert_eq!(info.updated_at_ns, 6);
+    // Memory starts fresh from the new module; vars are kept.
+    assert_eq!(ok_u64(&mut engine, "counter", "get"), 0);
+    assert_eq!(ok(&mut engine, "counter", "var"), 2u64.to_le_bytes());
+}

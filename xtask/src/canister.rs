@@ -1,0 +1,92 @@
+//! Builds the `plugin_host` canister: compile to wasm32 with the `canister` profile, embed the
+//! Candid interface as `candid:service` metadata, shrink with ic-wasm, gzip.
+//!
+//! Outputs in `target/canister/`: `plugin_host.wasm` (shrunk, with metadata) and
+//! `plugin_host.wasm.gz` (what gets deployed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{ensure_wasm_target, run};
+
+/// The ic-wasm release used: the prebuilt binary shipped in this npm package.
+const IC_WASM_PACKAGE: &str = "@icp-sdk/ic-wasm-linux-x64@0.11.1";
+
+/// Builds the canister and returns the path of the gzipped module.
+pub fn build(root: &Path) -> Result<PathBuf, String> {
+    ensure_wasm_target(root)?;
+    eprintln!("xtask: building the plugin_host canister (wasm32, profile `canister`)");
+    run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--quiet",
+        "--package",
+        "plugin_host",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "canister",
+    ]))?;
+    let raw = root.join("target/wasm32-unknown-unknown/canister/plugin_host.wasm");
+    let out_dir = root.join("target/canister");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {out_dir:?}: {e}"))?;
+    let wasm = out_dir.join("plugin_host.wasm");
+    let did = root.join("canister/plugin_host/plugin_host.did");
+
+    let ic_wasm = ic_wasm(root)?;
+    run(Command::new(&ic_wasm)
+        .arg(&raw)
+        .arg("-o")
+        .arg(&wasm)
+        .arg("shrink"))?;
+    run(Command::new(&ic_wasm)
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm)
+        .args([
+            "metadata",
+            "candid:service",
+            "--visibility",
+            "public",
+            "--file",
+        ])
+        .arg(&did))?;
+    run(Command::new(&ic_wasm)
+        .arg(&wasm)
+        .arg("check-endpoints")
+        .arg("--candid")
+        .arg(&did))?;
+
+    let gz = out_dir.join("plugin_host.wasm.gz");
+    let gz_file = fs::File::create(&gz).map_err(|e| format!("cannot create {gz:?}: {e}"))?;
+    run(Command::new("gzip")
+        .args(["-9", "-n", "-c"])
+        .arg(&wasm)
+        .stdout(gz_file))?;
+    eprintln!(
+        "xtask: canister {} bytes raw, {} shrunk, {} gzipped -> {}",
+        size(&raw),
+        size(&wasm),
+        size(&gz),
+        gz.display()
+    );
+    Ok(gz)
+}
+
+/// Installs ic-wasm from npm into `target/tools` (once) and returns the binary's path.
+fn ic_wasm(root: &Path) -> Result<PathBuf, String> {
+    let prefix = root.join("target/tools");
+    let binary = prefix.join("node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm");
+    if !binary.exists() {
+        eprintln!("xtask: installing {IC_WASM_PACKAGE} from npm");
+        run(Command::new("npm")
+            .args(["install", "--no-save", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg(IC_WASM_PACKAGE))?;
+    }
+    Ok(binary)
+}
+
+fn size(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
