@@ -1,8 +1,9 @@
 //! Builds the `plugin_host` canister: compile to wasm32 with the `canister` profile, embed the
 //! Candid interface as `candid:service` metadata, shrink with ic-wasm, gzip.
 //!
-//! Outputs in `target/canister/`: `plugin_host.wasm` (shrunk, with metadata) and
-//! `plugin_host.wasm.gz` (what gets deployed).
+//! Outputs in `target/dist/`: `plugin_host.wasm` (shrunk, with metadata) and
+//! `plugin_host.wasm.gz` (what gets deployed). (`target/canister/` is cargo's own directory for
+//! the `canister` profile.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,9 @@ use crate::{ensure_wasm_target, run};
 
 /// The ic-wasm release used: the prebuilt binary shipped in this npm package.
 const IC_WASM_PACKAGE: &str = "@icp-sdk/ic-wasm-linux-x64@0.11.1";
+
+/// Exports of the canister that are not Candid methods (checked by `ic-wasm check-endpoints`).
+const HIDDEN_ENDPOINTS: &str = "canister_init\ncanister_post_upgrade\nget_candid_pointer\n";
 
 /// Builds the canister and returns the path of the gzipped module.
 pub fn build(root: &Path) -> Result<PathBuf, String> {
@@ -28,7 +32,7 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
         "canister",
     ]))?;
     let raw = root.join("target/wasm32-unknown-unknown/canister/plugin_host.wasm");
-    let out_dir = root.join("target/canister");
+    let out_dir = root.join("target/dist");
     fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {out_dir:?}: {e}"))?;
     let wasm = out_dir.join("plugin_host.wasm");
     let did = root.join("canister/plugin_host/plugin_host.did");
@@ -51,11 +55,15 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
             "--file",
         ])
         .arg(&did))?;
+    let hidden = out_dir.join("hidden-endpoints.txt");
+    fs::write(&hidden, HIDDEN_ENDPOINTS).map_err(|e| format!("cannot write {hidden:?}: {e}"))?;
     run(Command::new(&ic_wasm)
         .arg(&wasm)
         .arg("check-endpoints")
         .arg("--candid")
-        .arg(&did))?;
+        .arg(&did)
+        .arg("--hidden")
+        .arg(&hidden))?;
 
     let gz = out_dir.join("plugin_host.wasm.gz");
     let gz_file = fs::File::create(&gz).map_err(|e| format!("cannot create {gz:?}: {e}"))?;
