@@ -662,3 +662,68 @@ fn upgrade_plugin_keeps_vars_and_rolls_back_a_failed_migration() {
     assert_eq!(ok_u64(&mut engine, "counter", "get"), 0);
     assert_eq!(ok(&mut engine, "counter", "var"), 2u64.to_le_bytes());
 }
+
+/// What a sequence of calls may do to the counter.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Inc,
+    IncThenFail,
+    IncThenTrap,
+    IncThenLoop,
+    IncThenGrowAndTrap,
+    DryRunInc,
+    DropCaches,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Op::Inc),
+        1 => Just(Op::IncThenFail),
+        1 => Just(Op::IncThenTrap),
+        1 => Just(Op::IncThenLoop),
+        1 => Just(Op::IncThenGrowAndTrap),
+        1 => Just(Op::DryRunInc),
+        1 => Just(Op::DropCaches),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(24))]
+
+    /// Against a model (a number): only committed successful calls change state, whatever fails
+    /// in between and whenever the caches are dropped.
+    #[test]
+    fn rollback_matches_a_model(ops in proptest::collection::vec(op(), 1..12)) {
+        let memories = Memories::default();
+        let mut engine = memories.open(Limits::default());
+        install(&mut engine, "counter", &counter());
+        let mut model = 0u64;
+        for op in ops {
+            let (function, commit) = match op {
+                Op::Inc => ("inc", true),
+                Op::IncThenFail => ("inc_then_fail", true),
+                Op::IncThenTrap => ("inc_then_trap", true),
+                Op::IncThenLoop => ("inc_then_loop", true),
+                Op::IncThenGrowAndTrap => ("inc_then_grow_and_trap", true),
+                Op::DryRunInc => ("inc", false),
+                Op::DropCaches => {
+                    drop(engine);
+                    engine = memories.open(Limits::default());
+                    continue;
+                }
+            };
+            let result = call_with(&mut engine, "counter", function, b"", Some(200_000), commit);
+            if matches!(op, Op::Inc) {
+                model += 1;
+                proptest::prop_assert_eq!(result.map(|o| o.output), Ok(model.to_le_bytes().to_vec()));
+            } else if matches!(op, Op::DryRunInc) {
+                proptest::prop_assert_eq!(result.map(|o| o.output), Ok((model + 1).to_le_bytes().to_vec()));
+            } else {
+                proptest::prop_assert!(result.is_err());
+            }
+            let var = if model == 0 { Vec::new() } else { model.to_le_bytes().to_vec() };
+            proptest::prop_assert_eq!(state(&mut engine, "counter"), (model, model, var));
+        }
+    }
+}
