@@ -1,1 +1,27 @@
-//! Local canister runtime (work in progress).
+//! A local Internet Computer canister runtime on wasmtime.
+//!
+//! Runs a real canister `.wasm` with the `ic0` System API and IC semantics: one reply per message,
+//! reject, trap rollback of heap and stable memory, queries that never commit, install and upgrade
+//! (stable memory kept, heap wiped), payload and reply size limits, per-message instruction limits,
+//! time that advances, callers as principals (raw bytes). Instruction counts are estimates of the
+//! replica's, see [`cost`]. A canister saves to and loads from a directory ([`Canister::save`]).
+//!
+//! ```text
+//! Canister ── code (module, rewritten so every mutable global is exported)
+//!          ├─ heap (linear memory bytes + mutable globals)      committed state
+//!          ├─ stable memory (sparse 4 KiB pages)                committed state
+//!          └─ system state (time, controllers, certified data, timer, version)
+//! message:   fresh instance ← heap; stable overlay (copy-on-write) → run → commit or drop
+//! ```
+
+mod canister;
+pub mod cost;
+mod error;
+mod persist;
+mod stable;
+mod system_api;
+
+pub use canister::{
+    CANISTER_ID, CYCLE_BALANCE, Canister, GENESIS_TIME, TIME_STEP, unsupported_imports,
+};
+pub use error::{CANISTER_REJECT, Execution, LoadError, Outcome, RuntimeError};

@@ -1,0 +1,672 @@
+//! One canister: its code, heap, stable memory and system state, and how messages run on them.
+//!
+//! Every message runs on a fresh wasmtime instance loaded from the committed heap (memory bytes and
+//! every mutable global), with a copy-on-write overlay over stable memory. On success the instance's
+//! heap and the overlay become the committed state; on a trap, an instruction-limit overrun or a
+//! query, both are dropped.
+//!
+//! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`).
+
+use wasmtime::{Config, Engine, Extern, ExternType, FuncType, Linker, Module, Store, Val, ValType};
+
+use crate::cost::{self, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT};
+use crate::error::{Execution, Outcome, RuntimeError};
+use crate::stable::{Overlay, StableMemory};
+use crate::system_api::{self, Context, HostTrap, MessageState, SystemState};
+
+/// Time of the first message: 2026-01-01T00:00:00Z, in nanoseconds since the Unix epoch.
+pub const GENESIS_TIME: u64 = 1_767_225_600_000_000_000;
+/// How far time moves after each install, upgrade, update or timer (one second, about a round).
+pub const TIME_STEP: u64 = 1_000_000_000;
+/// The canister's own principal: `lxzze-o7777-77777-aaaaa-cai`.
+pub const CANISTER_ID: [u8; 10] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xe0, 0x00, 0x00, 0x01, 0x01];
+/// The cycle balance the canister sees (fixed: this runtime charges no cycles).
+pub const CYCLE_BALANCE: u128 = 100_000_000_000_000;
+
+/// Value of one mutable global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobalValue {
+    I32(i32),
+    I64(i64),
+    /// Bits of an f32.
+    F32(u32),
+    /// Bits of an f64.
+    F64(u64),
+    V128(u128),
+}
+
+/// The wasm heap the replica keeps between messages: linear memory and every mutable global.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Heap {
+    pub(crate) memory: Vec<u8>,
+    /// By export name (see `export_globals`), in the module's global order.
+    pub(crate) globals: Vec<(String, GlobalValue)>,
+}
+
+/// A compiled canister module.
+pub(crate) struct Code {
+    /// The module as installed (before the globals rewrite).
+    pub(crate) wasm: Vec<u8>,
+    module: Module,
+    /// Export names of the mutable globals.
+    globals: Vec<String>,
+    /// Export name of the linear memory, if the module has one.
+    memory: Option<String>,
+}
+
+impl Code {
+    /// Export names of the module's mutable globals, in order.
+    pub(crate) fn global_names(&self) -> Vec<&str> {
+        self.globals.iter().map(String::as_str).collect()
+    }
+}
+
+/// The shared wasmtime machinery.
+pub(crate) struct Runtime {
+    engine: Engine,
+    linker: Linker<MessageState>,
+}
+
+fn host_error(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Host(e.to_string())
+}
+
+impl Runtime {
+    pub(crate) fn new() -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.operator_cost(cost::operator_cost());
+        config.wasm_relaxed_simd(false);
+        config.cranelift_nan_canonicalization(true);
+        let engine = Engine::new(&config).map_err(host_error)?;
+        let linker = system_api::linker(&engine).map_err(host_error)?;
+        Ok(Runtime { engine, linker })
+    }
+
+    /// Imports of `module` the linker does not provide with the right type, as `module.name`.
+    fn unsupported(&self, module: &Module) -> Vec<String> {
+        let mut store = Store::new(
+            &self.engine,
+            MessageState::new(Context::Query, Overlay::default(), SystemState::default()),
+        );
+        module
+            .imports()
+            .filter(|import| {
+                let provided = self.linker.get(&mut store, import.module(), import.name());
+                !matches!((provided, import.ty()), (Ok(Extern::Func(f)), ExternType::Func(want))
+                    if FuncType::eq(&f.ty(&store), &want))
+            })
+            .map(|import| format!("{}.{}", import.module(), import.name()))
+            .collect()
+    }
+
+    pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Code, RuntimeError> {
+        if wasm.starts_with(&[0x1f, 0x8b]) {
+            return Err(RuntimeError::InvalidModule(
+                "gzip-compressed modules are not supported yet: decompress the module first".into(),
+            ));
+        }
+        let rewritten = export_globals::export_mutable_globals(wasm)
+            .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
+        let module = Module::new(&self.engine, &rewritten.wasm)
+            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+        let unsupported = self.unsupported(&module);
+        if !unsupported.is_empty() {
+            return Err(RuntimeError::UnsupportedImport(unsupported.join(", ")));
+        }
+        let globals: Vec<String> = rewritten.globals.into_iter().map(|g| g.export).collect();
+        for name in &globals {
+            if let Some(ExternType::Global(g)) = module.get_export(name)
+                && !matches!(
+                    g.content(),
+                    ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64 | ValType::V128
+                )
+            {
+                return Err(RuntimeError::InvalidModule(format!(
+                    "mutable reference-typed global `{name}` cannot be saved"
+                )));
+            }
+        }
+        let memory = module
+            .exports()
+            .find(|e| matches!(e.ty(), ExternType::Memory(_)))
+            .map(|e| e.name().to_string());
+        Ok(Code {
+            wasm: wasm.to_vec(),
+            module,
+            globals,
+            memory,
+        })
+    }
+
+    /// Runs one entry point on a fresh instance of `code`, over `heap` (or the module's initial
+    /// heap when `None`) and `stable`. Returns the overlay for the caller to commit or roll back.
+    fn execute(
+        &self,
+        code: &Code,
+        heap: Option<&Heap>,
+        stable: Overlay,
+        system: SystemState,
+        request: Request<'_>,
+    ) -> (Overlay, Result<Ran, RuntimeError>) {
+        let mut state = MessageState::new(request.context, stable, system);
+        state.method = request.method.to_string();
+        state.arg = request.arg.to_vec();
+        state.caller = request.caller.to_vec();
+        state.self_id = CANISTER_ID.to_vec();
+        state.cycles = CYCLE_BALANCE;
+        state.fuel_start = request.limit;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let result = self.run(&mut store, code, heap, &request);
+        let state = store.into_data();
+        let result = result.map(|(outcome, heap, instructions)| Ran {
+            outcome,
+            heap,
+            system: state.system,
+            instructions,
+            debug_prints: state.debug_prints,
+        });
+        (state.stable, result)
+    }
+
+    fn run(
+        &self,
+        store: &mut Store<MessageState>,
+        code: &Code,
+        heap: Option<&Heap>,
+        request: &Request<'_>,
+    ) -> Result<(Option<Outcome>, Heap, u64), RuntimeError> {
+        store.set_fuel(request.limit).map_err(host_error)?;
+        let instance = self
+            .linker
+            .instantiate(&mut *store, &code.module)
+            .map_err(|e| classify(store, e, request.limit))?;
+        let memory = code
+            .memory
+            .as_ref()
+            .and_then(|name| instance.get_memory(&mut *store, name));
+        store.data_mut().memory = memory;
+        if let Some(heap) = heap {
+            if let Some(memory) = memory {
+                let have = memory.data_size(&*store);
+                if heap.memory.len() < have {
+                    return Err(host_error("saved heap is smaller than the module's memory"));
+                }
+                let pages = (heap.memory.len() - have) as u64 / cost::WASM_PAGE;
+                memory.grow(&mut *store, pages).map_err(host_error)?;
+                memory.data_mut(&mut *store).copy_from_slice(&heap.memory);
+            }
+            for (name, value) in &heap.globals {
+                let global = instance
+                    .get_global(&mut *store, name)
+                    .ok_or_else(|| host_error(format!("saved global `{name}` is missing")))?;
+                global
+                    .set(&mut *store, to_val(*value))
+                    .map_err(host_error)?;
+            }
+            // Re-instantiating is not part of the message: start it with a full budget.
+            store.set_fuel(request.limit).map_err(host_error)?;
+        }
+        store.data_mut().limiter.counting = true;
+        if let Some(func) = instance.get_func(&mut *store, request.export) {
+            let func = func
+                .typed::<(), ()>(&*store)
+                .map_err(|_| RuntimeError::Trap {
+                    message: format!("Canister export `{}` has the wrong type", request.export),
+                    instructions: 0,
+                    debug_prints: Vec::new(),
+                })?;
+            func.call(&mut *store, ())
+                .map_err(|e| classify(store, e, request.limit))?;
+        }
+        let instructions = used(store);
+        if instructions > request.limit {
+            return Err(RuntimeError::InstructionLimit {
+                limit: request.limit,
+                debug_prints: store.data().debug_prints.clone(),
+            });
+        }
+        let mut saved = Heap {
+            memory: memory.map(|m| m.data(&*store).to_vec()).unwrap_or_default(),
+            globals: Vec::with_capacity(code.globals.len()),
+        };
+        for name in &code.globals {
+            let global = instance
+                .get_global(&mut *store, name)
+                .ok_or_else(|| host_error(format!("global `{name}` is missing")))?;
+            let value = from_val(global.get(&mut *store))
+                .ok_or_else(|| host_error(format!("global `{name}` cannot be saved")))?;
+            saved.globals.push((name.clone(), value));
+        }
+        let outcome = store.data_mut().outcome.take();
+        Ok((outcome, saved, instructions))
+    }
+}
+
+fn used(store: &Store<MessageState>) -> u64 {
+    system_api::instructions_used(store)
+}
+
+/// Turns a wasmtime error into the replica's view of it.
+fn classify(store: &Store<MessageState>, e: wasmtime::Error, limit: u64) -> RuntimeError {
+    let debug_prints = store.data().debug_prints.clone();
+    let instructions = used(store);
+    let trap = |message: String| RuntimeError::Trap {
+        message,
+        instructions,
+        debug_prints: debug_prints.clone(),
+    };
+    if let Some(host) = e.downcast_ref::<HostTrap>() {
+        return match host {
+            HostTrap::Trap(message) => trap(message.clone()),
+            HostTrap::InstructionLimit => RuntimeError::InstructionLimit {
+                limit,
+                debug_prints,
+            },
+            HostTrap::ReplyTooLarge { size, limit } => RuntimeError::ReplyTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+        };
+    }
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        let what = match t {
+            wasmtime::Trap::OutOfFuel => {
+                return RuntimeError::InstructionLimit {
+                    limit,
+                    debug_prints,
+                };
+            }
+            wasmtime::Trap::UnreachableCodeReached => "unreachable".to_string(),
+            wasmtime::Trap::MemoryOutOfBounds => "heap out of bounds".to_string(),
+            wasmtime::Trap::IntegerDivisionByZero => "integer division by 0".to_string(),
+            wasmtime::Trap::IntegerOverflow => "integer overflow".to_string(),
+            wasmtime::Trap::StackOverflow => "stack overflow".to_string(),
+            wasmtime::Trap::TableOutOfBounds => "table out of bounds".to_string(),
+            wasmtime::Trap::IndirectCallToNull => "indirect call to null".to_string(),
+            wasmtime::Trap::BadSignature => "indirect call type mismatch".to_string(),
+            other => other.to_string(),
+        };
+        return trap(format!("Canister trapped: {what}"));
+    }
+    host_error(format!("{e:#}"))
+}
+
+fn to_val(v: GlobalValue) -> Val {
+    match v {
+        GlobalValue::I32(x) => Val::I32(x),
+        GlobalValue::I64(x) => Val::I64(x),
+        GlobalValue::F32(x) => Val::F32(x),
+        GlobalValue::F64(x) => Val::F64(x),
+        GlobalValue::V128(x) => Val::V128(x.into()),
+    }
+}
+
+fn from_val(v: Val) -> Option<GlobalValue> {
+    Some(match v {
+        Val::I32(x) => GlobalValue::I32(x),
+        Val::I64(x) => GlobalValue::I64(x),
+        Val::F32(x) => GlobalValue::F32(x),
+        Val::F64(x) => GlobalValue::F64(x),
+        Val::V128(x) => GlobalValue::V128(x.as_u128()),
+        _ => return None,
+    })
+}
+
+struct Request<'a> {
+    context: Context,
+    export: &'a str,
+    method: &'a str,
+    arg: &'a [u8],
+    caller: &'a [u8],
+    limit: u64,
+}
+
+struct Ran {
+    outcome: Option<Outcome>,
+    heap: Heap,
+    system: SystemState,
+    instructions: u64,
+    debug_prints: Vec<String>,
+}
+
+fn check_payload(arg: &[u8]) -> Result<(), RuntimeError> {
+    if arg.len() > MAX_INGRESS_PAYLOAD {
+        return Err(RuntimeError::PayloadTooLarge {
+            size: arg.len(),
+            limit: MAX_INGRESS_PAYLOAD,
+        });
+    }
+    Ok(())
+}
+
+/// One canister: module, heap (memory and globals), stable memory, controllers, time.
+pub struct Canister {
+    pub(crate) runtime: Runtime,
+    pub(crate) code: Code,
+    pub(crate) heap: Heap,
+    pub(crate) stable: StableMemory,
+    pub(crate) system: SystemState,
+}
+
+impl std::fmt::Debug for Canister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canister")
+            .field("module_bytes", &self.code.wasm.len())
+            .field("heap_bytes", &self.heap.memory.len())
+            .field("stable_pages", &self.stable.size_pages())
+            .field("system", &self.system)
+            .finish()
+    }
+}
+
+impl Canister {
+    /// Creates the canister from `wasm` and runs `canister_init(arg)` (if exported) under the
+    /// install limit. `sender` becomes the only controller. A trap creates nothing.
+    pub fn install(
+        wasm: &[u8],
+        arg: &[u8],
+        sender: &[u8],
+    ) -> Result<(Self, Execution), RuntimeError> {
+        check_payload(arg)?;
+        let runtime = Runtime::new()?;
+        let code = runtime.compile(wasm)?;
+        let system = SystemState {
+            time: GENESIS_TIME,
+            controllers: vec![sender.to_vec()],
+            certified_data: Vec::new(),
+            global_timer: 0,
+            canister_version: 0,
+        };
+        let request = Request {
+            context: Context::Init,
+            export: "canister_init",
+            method: "",
+            arg,
+            caller: sender,
+            limit: INSTALL_LIMIT,
+        };
+        let (overlay, ran) = runtime.execute(
+            &code,
+            None,
+            Overlay::new(StableMemory::default()),
+            system,
+            request,
+        );
+        let ran = ran?;
+        let mut system = ran.system;
+        system.canister_version += 1;
+        system.time += TIME_STEP;
+        let canister = Canister {
+            runtime,
+            code,
+            heap: ran.heap,
+            stable: overlay.commit(),
+            system,
+        };
+        let execution = Execution {
+            outcome: Outcome::Done,
+            instructions: ran.instructions,
+            debug_prints: ran.debug_prints,
+        };
+        Ok((canister, execution))
+    }
+
+    /// Upgrades to `wasm`: `canister_pre_upgrade` on the old module, then a fresh heap of the new
+    /// module, stable memory kept, `canister_post_upgrade(arg)`; both hooks share the install limit.
+    /// Only a controller may upgrade. Any failure leaves the canister as it was.
+    pub fn upgrade(
+        &mut self,
+        wasm: &[u8],
+        arg: &[u8],
+        sender: &[u8],
+    ) -> Result<Execution, RuntimeError> {
+        check_payload(arg)?;
+        if !self.system.controllers.iter().any(|c| c == sender) {
+            return Err(RuntimeError::NotController);
+        }
+        let code = self.runtime.compile(wasm)?;
+        let mut overlay = Overlay::new(std::mem::take(&mut self.stable));
+        let mut system = self.system.clone();
+        let mut instructions = 0;
+        let mut debug_prints = Vec::new();
+        if self
+            .code
+            .module
+            .get_export("canister_pre_upgrade")
+            .is_some()
+        {
+            let request = Request {
+                context: Context::PreUpgrade,
+                export: "canister_pre_upgrade",
+                method: "",
+                arg: &[],
+                caller: sender,
+                limit: INSTALL_LIMIT,
+            };
+            let (o, ran) =
+                self.runtime
+                    .execute(&self.code, Some(&self.heap), overlay, system, request);
+            match ran {
+                Ok(ran) => {
+                    overlay = o;
+                    system = ran.system;
+                    instructions = ran.instructions;
+                    debug_prints = ran.debug_prints;
+                }
+                Err(e) => {
+                    self.stable = o.rollback();
+                    return Err(e);
+                }
+            }
+        }
+        let request = Request {
+            context: Context::PostUpgrade,
+            export: "canister_post_upgrade",
+            method: "",
+            arg,
+            caller: sender,
+            limit: INSTALL_LIMIT - instructions,
+        };
+        let (overlay, ran) = self.runtime.execute(&code, None, overlay, system, request);
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(mut e) => {
+                self.stable = overlay.rollback();
+                if let RuntimeError::Trap {
+                    instructions: i,
+                    debug_prints: d,
+                    ..
+                } = &mut e
+                {
+                    *i += instructions;
+                    d.splice(0..0, debug_prints);
+                }
+                if let RuntimeError::InstructionLimit { limit, .. } = &mut e {
+                    *limit = INSTALL_LIMIT;
+                }
+                return Err(e);
+            }
+        };
+        debug_prints.extend(ran.debug_prints);
+        self.stable = overlay.commit();
+        self.code = code;
+        self.heap = ran.heap;
+        self.system = ran.system;
+        self.system.canister_version += 1;
+        self.system.time += TIME_STEP;
+        Ok(Execution {
+            outcome: Outcome::Done,
+            instructions: instructions + ran.instructions,
+            debug_prints,
+        })
+    }
+
+    /// Runs `canister_update <method>`: committed if it replies or rejects, rolled back if it
+    /// traps or runs out of instructions.
+    pub fn update(
+        &mut self,
+        method: &str,
+        arg: &[u8],
+        caller: &[u8],
+    ) -> Result<Execution, RuntimeError> {
+        self.message(Context::Update, method, arg, caller)
+    }
+
+    /// Runs `canister_query <method>`; nothing it does is kept.
+    pub fn query(
+        &mut self,
+        method: &str,
+        arg: &[u8],
+        caller: &[u8],
+    ) -> Result<Execution, RuntimeError> {
+        self.message(Context::Query, method, arg, caller)
+    }
+
+    /// Runs `canister_global_timer` if the timer is set and due (time >= deadline); the timer is
+    /// deactivated first, as on the IC. Returns `None` when nothing was due.
+    pub fn run_timer(&mut self) -> Result<Option<Execution>, RuntimeError> {
+        let due = self.system.global_timer;
+        if due == 0 || due > self.system.time {
+            return Ok(None);
+        }
+        self.system.global_timer = 0;
+        if self
+            .code
+            .module
+            .get_export("canister_global_timer")
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.message(Context::Timer, "", &[], &CANISTER_ID)
+            .map(Some)
+    }
+
+    fn message(
+        &mut self,
+        context: Context,
+        method: &str,
+        arg: &[u8],
+        caller: &[u8],
+    ) -> Result<Execution, RuntimeError> {
+        check_payload(arg)?;
+        let (export, kind, limit) = match context {
+            Context::Query => (format!("canister_query {method}"), "query", QUERY_LIMIT),
+            Context::Timer => ("canister_global_timer".to_string(), "timer", UPDATE_LIMIT),
+            _ => (format!("canister_update {method}"), "update", UPDATE_LIMIT),
+        };
+        if self.code.module.get_export(&export).is_none() {
+            return Err(RuntimeError::MissingMethod {
+                kind,
+                method: method.to_string(),
+            });
+        }
+        let request = Request {
+            context,
+            export: &export,
+            method,
+            arg,
+            caller,
+            limit,
+        };
+        let overlay = Overlay::new(std::mem::take(&mut self.stable));
+        let (overlay, ran) = self.runtime.execute(
+            &self.code,
+            Some(&self.heap),
+            overlay,
+            self.system.clone(),
+            request,
+        );
+        if context != Context::Query {
+            self.system.time += TIME_STEP;
+        }
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(e) => {
+                self.stable = overlay.rollback();
+                return Err(e);
+            }
+        };
+        if context == Context::Query {
+            self.stable = overlay.rollback();
+        } else {
+            self.stable = overlay.commit();
+            self.heap = ran.heap;
+            let time = self.system.time;
+            self.system = ran.system;
+            self.system.time = time;
+            self.system.canister_version += 1;
+        }
+        match (ran.outcome, context) {
+            (Some(outcome), _) => Ok(Execution {
+                outcome,
+                instructions: ran.instructions,
+                debug_prints: ran.debug_prints,
+            }),
+            (None, Context::Timer) => Ok(Execution {
+                outcome: Outcome::Done,
+                instructions: ran.instructions,
+                debug_prints: ran.debug_prints,
+            }),
+            (None, _) => Err(RuntimeError::NoReply {
+                instructions: ran.instructions,
+                debug_prints: ran.debug_prints,
+            }),
+        }
+    }
+
+    /// Moves time forward by `nanos` (time never goes back).
+    pub fn advance_time(&mut self, nanos: u64) {
+        self.system.time = self.system.time.saturating_add(nanos);
+    }
+
+    /// Current time, nanoseconds since the Unix epoch (what the next message sees).
+    pub fn time(&self) -> u64 {
+        self.system.time
+    }
+
+    /// Controllers' principals (raw bytes).
+    pub fn controllers(&self) -> &[Vec<u8>] {
+        &self.system.controllers
+    }
+
+    /// The module as installed.
+    pub fn module(&self) -> &[u8] {
+        &self.code.wasm
+    }
+
+    /// The canister version (bumped by install, upgrade and every committed update).
+    pub fn canister_version(&self) -> u64 {
+        self.system.canister_version
+    }
+
+    /// Last value passed to `ic0.certified_data_set`.
+    pub fn certified_data(&self) -> &[u8] {
+        &self.system.certified_data
+    }
+
+    /// The timer deadline the canister set (0 = none).
+    pub fn global_timer(&self) -> u64 {
+        self.system.global_timer
+    }
+
+    /// Heap (linear memory) size in bytes.
+    pub fn heap_size(&self) -> usize {
+        self.heap.memory.len()
+    }
+
+    /// Stable memory size in wasm pages (64 KiB).
+    pub fn stable_size_pages(&self) -> u64 {
+        self.stable.size_pages()
+    }
+}
+
+/// The `ic0` (or other) imports of `wasm` this runtime does not provide, as `module.name`.
+pub fn unsupported_imports(wasm: &[u8]) -> Result<Vec<String>, RuntimeError> {
+    let runtime = Runtime::new()?;
+    let module = Module::new(&runtime.engine, wasm)
+        .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+    Ok(runtime.unsupported(&module))
+}

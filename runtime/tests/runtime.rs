@@ -1,0 +1,454 @@
+//! Canister semantics over inline-WAT canisters, all through [`install`] and the assertion helpers.
+
+use ic_local_runtime::{
+    CANISTER_REJECT, Canister, Execution, GENESIS_TIME, Outcome, RuntimeError, TIME_STEP,
+    unsupported_imports,
+};
+
+const CONTROLLER: &[u8] = &[0xaa, 0xbb];
+const ALICE: &[u8] = &[1, 2, 3];
+
+/// The imports every test canister shares.
+const IMPORTS: &str = r#"
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reject" (func $reject (param i32 i32)))
+  (import "ic0" "msg_arg_data_size" (func $arg_size (result i32)))
+  (import "ic0" "msg_arg_data_copy" (func $arg_copy (param i32 i32 i32)))
+  (import "ic0" "msg_caller_size" (func $caller_size (result i32)))
+  (import "ic0" "msg_caller_copy" (func $caller_copy (param i32 i32 i32)))
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (import "ic0" "time" (func $time (result i64)))
+  (import "ic0" "stable64_grow" (func $sgrow (param i64) (result i64)))
+  (import "ic0" "stable64_read" (func $sread (param i64 i64 i64)))
+  (import "ic0" "stable64_write" (func $swrite (param i64 i64 i64)))
+  (import "ic0" "debug_print" (func $print (param i32 i32)))
+  (import "ic0" "performance_counter" (func $perf (param i32) (result i64)))
+"#;
+
+/// Memory, data and helper functions every test canister shares (after any extra imports).
+const PRELUDE: &str = r#"
+  (memory (export "memory") 1)
+  (data (i32.const 100) "boom")
+  (data (i32.const 110) "nope")
+  (data (i32.const 120) "hello")
+  (func $reply_i32 (param $v i32)
+    (i32.store (i32.const 0) (local.get $v))
+    (call $append (i32.const 0) (i32.const 4))
+    (call $reply))
+  (func $reply_i64 (param $v i64)
+    (i64.store (i32.const 0) (local.get $v))
+    (call $append (i32.const 0) (i32.const 8))
+    (call $reply))
+"#;
+
+/// A counter kept three times: a mutable global, heap memory at 16, stable memory at 0.
+const COUNTER: &str = r#"
+  (global $counter (mut i32) (i32.const 0))
+  (func (export "canister_init")
+    (drop (call $sgrow (i64.const 1))))
+  (func $inc
+    (global.set $counter (i32.add (global.get $counter) (i32.const 1)))
+    (i32.store (i32.const 16) (i32.add (i32.load (i32.const 16)) (i32.const 1)))
+    (call $sread (i64.const 32) (i64.const 0) (i64.const 4))
+    (i32.store (i32.const 32) (i32.add (i32.load (i32.const 32)) (i32.const 1)))
+    (call $swrite (i64.const 0) (i64.const 32) (i64.const 4)))
+  (func (export "canister_update inc") (call $inc) (call $reply_i32 (global.get $counter)))
+  (func (export "canister_query inc_query") (call $inc) (call $reply_i32 (global.get $counter)))
+  (func (export "canister_update inc_then_trap") (call $inc) (call $trap (i32.const 100) (i32.const 4)))
+  (func (export "canister_update inc_then_unreachable") (call $inc) unreachable)
+  (func (export "canister_update double_reply") (call $inc) (call $reply) (call $reply))
+  (func (export "canister_update no_reply") (call $inc))
+  (func (export "canister_update reject") (call $reject (i32.const 110) (i32.const 4)))
+  (func (export "canister_query get") (call $reply_i32 (global.get $counter)))
+  (func (export "canister_query get_mem") (call $reply_i32 (i32.load (i32.const 16))))
+  (func (export "canister_query get_stable")
+    (call $sread (i64.const 32) (i64.const 0) (i64.const 4))
+    (call $reply_i32 (i32.load (i32.const 32))))
+  (func (export "canister_query caller")
+    (call $caller_copy (i32.const 200) (i32.const 0) (call $caller_size))
+    (call $append (i32.const 200) (call $caller_size))
+    (call $reply))
+  (func (export "canister_query time") (call $reply_i64 (call $time)))
+  (func (export "canister_update print")
+    (call $print (i32.const 120) (i32.const 5))
+    (call $reply))
+  ;; Echoes its argument (growing the heap to fit it) at address 65536.
+  (func (export "canister_update echo") (export "canister_query echo")
+    (drop (memory.grow (i32.add (i32.div_u (call $arg_size) (i32.const 65536)) (i32.const 1))))
+    (call $arg_copy (i32.const 65536) (i32.const 0) (call $arg_size))
+    (call $append (i32.const 65536) (call $arg_size))
+    (call $reply))
+  ;; Replies with `size` zero bytes, `size` the 4-byte argument.
+  (func (export "canister_query zeros") (local $n i32)
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 4))
+    (local.set $n (i32.load (i32.const 0)))
+    (drop (memory.grow (i32.add (i32.div_u (local.get $n) (i32.const 65536)) (i32.const 1))))
+    (call $append (i32.const 65536) (local.get $n))
+    (call $reply))
+  ;; Counts to the 4-byte argument, then replies with performance_counter(0).
+  (func (export "canister_update loop") (export "canister_query loop") (local $n i32) (local $i i32)
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 4))
+    (local.set $n (i32.load (i32.const 0)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (call $reply_i64 (call $perf (i32.const 0))))
+  ;; Increments, then counts like `loop` (to show that running out of instructions rolls back).
+  (func (export "canister_update inc_then_loop") (local $n i32) (local $i i32)
+    (call $inc)
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 4))
+    (local.set $n (i32.load (i32.const 0)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (call $reply))
+  (func (export "canister_pre_upgrade")
+    (i32.store (i32.const 32) (i32.const 0xab))
+    (call $swrite (i64.const 8) (i64.const 32) (i64.const 4)))
+"#;
+
+/// What a counter canister is upgraded to: reads the marker pre_upgrade left into a global.
+const COUNTER_V2: &str = r#"
+  (global $marker (mut i32) (i32.const 0))
+  (global $counter (mut i32) (i32.const 0))
+  (func (export "canister_post_upgrade")
+    (call $sread (i64.const 32) (i64.const 8) (i64.const 4))
+    (global.set $marker (i32.load (i32.const 32))))
+  (func (export "canister_query marker") (call $reply_i32 (global.get $marker)))
+  (func (export "canister_query get") (call $reply_i32 (global.get $counter)))
+  (func (export "canister_query get_mem") (call $reply_i32 (i32.load (i32.const 16))))
+  (func (export "canister_query get_stable")
+    (call $sread (i64.const 32) (i64.const 0) (i64.const 4))
+    (call $reply_i32 (i32.load (i32.const 32))))
+"#;
+
+/// An upgrade whose post_upgrade writes stable memory, then traps.
+const TRAPPING_POST_UPGRADE: &str = r#"
+  (func (export "canister_post_upgrade")
+    (call $swrite (i64.const 0) (i64.const 100) (i64.const 4))
+    unreachable)
+"#;
+
+fn wasm(body: &str) -> Vec<u8> {
+    wasm_importing("", body)
+}
+
+fn wasm_importing(imports: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!("(module {IMPORTS} {imports} {PRELUDE} {body})"))
+        .expect("test WAT parses")
+}
+
+/// Installs a test canister (shared imports + `body`) with [`CONTROLLER`] as controller.
+#[track_caller]
+fn install(body: &str) -> Canister {
+    let (canister, execution) =
+        Canister::install(&wasm(body), &[], CONTROLLER).expect("install succeeds");
+    assert_eq!(execution.outcome, Outcome::Done);
+    canister
+}
+
+#[track_caller]
+fn reply(result: Result<Execution, RuntimeError>) -> Vec<u8> {
+    match result {
+        Ok(Execution {
+            outcome: Outcome::Reply(bytes),
+            ..
+        }) => bytes,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn reply_u32(result: Result<Execution, RuntimeError>) -> u32 {
+    let bytes = reply(result);
+    u32::from_le_bytes(bytes.try_into().expect("a 4-byte reply"))
+}
+
+#[track_caller]
+fn reply_u64(result: Result<Execution, RuntimeError>) -> u64 {
+    let bytes = reply(result);
+    u64::from_le_bytes(bytes.try_into().expect("an 8-byte reply"))
+}
+
+#[track_caller]
+fn trap_message(result: Result<Execution, RuntimeError>) -> String {
+    match result {
+        Err(RuntimeError::Trap { message, .. }) => message,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+/// The counter as the global, the heap and stable memory hold it.
+#[track_caller]
+fn counters(c: &mut Canister) -> [u32; 3] {
+    [
+        reply_u32(c.query("get", &[], ALICE)),
+        reply_u32(c.query("get_mem", &[], ALICE)),
+        reply_u32(c.query("get_stable", &[], ALICE)),
+    ]
+}
+
+#[test]
+fn update_replies_and_commits() {
+    let mut c = install(COUNTER);
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 1);
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 2);
+    assert_eq!(counters(&mut c), [2, 2, 2]);
+}
+
+#[test]
+fn reject_is_an_outcome_with_the_canister_code() {
+    let mut c = install(COUNTER);
+    let execution = c.update("reject", &[], ALICE).expect("completes");
+    assert_eq!(
+        execution.outcome,
+        Outcome::Reject {
+            code: CANISTER_REJECT,
+            message: "nope".into()
+        }
+    );
+}
+
+#[test]
+fn trap_rolls_back_heap_globals_and_stable_memory() {
+    let mut c = install(COUNTER);
+    reply(c.update("inc", &[], ALICE));
+    let message = trap_message(c.update("inc_then_trap", &[], ALICE));
+    assert_eq!(message, "Canister called `ic0.trap` with message: 'boom'");
+    let message = trap_message(c.update("inc_then_unreachable", &[], ALICE));
+    assert_eq!(message, "Canister trapped: unreachable");
+    assert_eq!(counters(&mut c), [1, 1, 1]);
+}
+
+#[test]
+fn query_never_commits() {
+    let mut c = install(COUNTER);
+    assert_eq!(reply_u32(c.query("inc_query", &[], ALICE)), 1);
+    assert_eq!(reply_u32(c.query("inc_query", &[], ALICE)), 1);
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn second_reply_traps_and_rolls_back() {
+    let mut c = install(COUNTER);
+    let message = trap_message(c.update("double_reply", &[], ALICE));
+    assert!(message.contains("already replied"), "{message}");
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn no_reply_is_an_error_but_commits_like_the_replica() {
+    let mut c = install(COUNTER);
+    assert!(matches!(
+        c.update("no_reply", &[], ALICE),
+        Err(RuntimeError::NoReply { .. })
+    ));
+    assert_eq!(counters(&mut c), [1, 1, 1]);
+}
+
+#[test]
+fn missing_method() {
+    let mut c = install(COUNTER);
+    assert_eq!(
+        c.update("get", &[], ALICE),
+        Err(RuntimeError::MissingMethod {
+            kind: "update",
+            method: "get".into()
+        })
+    );
+}
+
+#[test]
+fn upgrade_keeps_stable_memory_and_wipes_the_heap() {
+    let mut c = install(COUNTER);
+    reply(c.update("inc", &[], ALICE));
+    reply(c.update("inc", &[], ALICE));
+    let version = c.canister_version();
+    c.upgrade(&wasm(COUNTER_V2), &[], CONTROLLER)
+        .expect("upgrade succeeds");
+    assert_eq!(counters(&mut c), [0, 0, 2]);
+    assert_eq!(reply_u32(c.query("marker", &[], ALICE)), 0xab);
+    assert_eq!(c.canister_version(), version + 1);
+}
+
+#[test]
+fn failed_upgrade_changes_nothing() {
+    let mut c = install(COUNTER);
+    reply(c.update("inc", &[], ALICE));
+    let message = trap_message(c.upgrade(&wasm(TRAPPING_POST_UPGRADE), &[], CONTROLLER));
+    assert_eq!(message, "Canister trapped: unreachable");
+    // The old module runs, with its heap and without pre_upgrade's stable write.
+    assert_eq!(counters(&mut c), [1, 1, 1]);
+    assert_eq!(
+        c.upgrade(&wasm(COUNTER_V2), &[], ALICE),
+        Err(RuntimeError::NotController)
+    );
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 2);
+}
+
+#[test]
+fn save_and_load_keep_the_whole_heap() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("save_and_load");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = install(COUNTER);
+    for _ in 0..3 {
+        reply(c.update("inc", &[], ALICE));
+    }
+    c.save(&dir).expect("save");
+    let mut loaded = Canister::load(&dir).expect("load");
+    assert_eq!(counters(&mut loaded), [3, 3, 3]);
+    assert_eq!(reply_u32(loaded.update("inc", &[], ALICE)), 4);
+    assert_eq!(counters(&mut loaded), [4, 4, 4]);
+    assert_eq!(loaded.time(), c.time() + TIME_STEP);
+    assert_eq!(loaded.controllers(), c.controllers());
+    assert_eq!(loaded.module(), c.module());
+    // Saving over an existing state replaces it.
+    loaded.save(&dir).expect("save again");
+    let mut again = Canister::load(&dir).expect("load again");
+    assert_eq!(counters(&mut again), [4, 4, 4]);
+}
+
+#[test]
+fn load_rejects_a_torn_state() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torn_state");
+    let _ = std::fs::remove_dir_all(&dir);
+    let c = install(COUNTER);
+    c.save(&dir).expect("save");
+    std::fs::write(dir.join("heap.bin"), [0u8; 10]).expect("write");
+    assert!(matches!(
+        Canister::load(&dir),
+        Err(ic_local_runtime::LoadError::Format {
+            file: "heap.bin",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn instruction_counts_are_deterministic_and_grow_with_work() {
+    let run = |n: u32| {
+        let mut c = install(COUNTER);
+        let e = c.update("loop", &n.to_le_bytes(), ALICE).expect("runs");
+        let counter = match &e.outcome {
+            Outcome::Reply(b) => u64::from_le_bytes(b.clone().try_into().expect("8 bytes")),
+            other => panic!("{other:?}"),
+        };
+        (e.instructions, counter)
+    };
+    let (small, counter) = run(1_000);
+    assert_eq!(run(1_000), (small, counter));
+    let (big, _) = run(2_000);
+    assert!(big > small, "{big} > {small}");
+    // About 11 instructions per iteration with the replica's costs (branches 2).
+    let per_iteration = (big - small) / 1_000;
+    assert!((9..=14).contains(&per_iteration), "{per_iteration}");
+    // performance_counter sees the work done so far, the total includes the reply.
+    assert!(counter < small && counter > 11_000, "{counter} < {small}");
+}
+
+#[test]
+fn instruction_limit_rolls_back() {
+    let mut c = install(COUNTER);
+    // 5 B for a query: ~11 per iteration, so 2^31 iterations are far too many.
+    assert!(matches!(
+        c.query("loop", &(1u32 << 31).to_le_bytes(), ALICE),
+        Err(RuntimeError::InstructionLimit {
+            limit: 5_000_000_000,
+            ..
+        })
+    ));
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+    // 40 B for an update: u32::MAX iterations are too many; the increment before is undone.
+    assert!(matches!(
+        c.update("inc_then_loop", &u32::MAX.to_le_bytes(), ALICE),
+        Err(RuntimeError::InstructionLimit {
+            limit: 40_000_000_000,
+            ..
+        })
+    ));
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn unsupported_import_is_reported_and_refused() {
+    let module = wasm_importing(
+        r#"(import "ic0" "call_new" (func (param i32 i32 i32 i32 i32 i32 i32 i32)))
+           (import "ic0" "time" (func $bad_time (param i32) (result i64)))
+           (import "env" "f" (func))"#,
+        "",
+    );
+    // `time` is imported twice; the second import has the wrong type.
+    let expected = vec![
+        "ic0.call_new".to_string(),
+        "ic0.time".to_string(),
+        "env.f".to_string(),
+    ];
+    assert_eq!(unsupported_imports(&module), Ok(expected));
+    assert_eq!(
+        Canister::install(&module, &[], CONTROLLER).map(|_| ()),
+        Err(RuntimeError::UnsupportedImport(
+            "ic0.call_new, ic0.time, env.f".into()
+        ))
+    );
+    assert_eq!(unsupported_imports(&wasm(COUNTER)), Ok(vec![]));
+}
+
+#[test]
+fn caller_and_time_are_visible() {
+    let mut c = install(COUNTER);
+    assert_eq!(reply(c.query("caller", &[], ALICE)), ALICE);
+    assert_eq!(reply(c.query("caller", &[], &[9; 29])), vec![9; 29]);
+    let t0 = reply_u64(c.query("time", &[], ALICE));
+    assert_eq!(t0, GENESIS_TIME + TIME_STEP);
+    reply(c.update("inc", &[], ALICE));
+    assert_eq!(reply_u64(c.query("time", &[], ALICE)), t0 + TIME_STEP);
+    c.advance_time(5);
+    assert_eq!(reply_u64(c.query("time", &[], ALICE)), t0 + TIME_STEP + 5);
+}
+
+#[test]
+fn payload_and_reply_limits() {
+    let mut c = install(COUNTER);
+    let max = vec![7u8; 2 * 1024 * 1024];
+    assert_eq!(reply(c.update("echo", &max, ALICE)), max);
+    let over = vec![7u8; 2 * 1024 * 1024 + 1];
+    assert_eq!(
+        c.update("echo", &over, ALICE),
+        Err(RuntimeError::PayloadTooLarge {
+            size: over.len(),
+            limit: 2 * 1024 * 1024
+        })
+    );
+    // Queries may reply with up to 3 MiB.
+    let three = 3u32 * 1024 * 1024;
+    assert_eq!(
+        reply(c.query("zeros", &three.to_le_bytes(), ALICE)).len(),
+        three as usize
+    );
+    assert_eq!(
+        c.query("zeros", &(three + 1).to_le_bytes(), ALICE),
+        Err(RuntimeError::ReplyTooLarge {
+            size: three as usize + 1,
+            limit: three as usize
+        })
+    );
+}
+
+#[test]
+fn debug_prints_are_collected() {
+    let mut c = install(COUNTER);
+    let e = c.update("print", &[], ALICE).expect("runs");
+    assert_eq!(e.debug_prints, vec!["hello".to_string()]);
+}
+
+#[test]
+fn install_trap_creates_nothing() {
+    let body = r#"(func (export "canister_init") (call $trap (i32.const 100) (i32.const 4)))"#;
+    let message = trap_message(Canister::install(&wasm(body), &[], CONTROLLER).map(|(_, e)| e));
+    assert_eq!(message, "Canister called `ic0.trap` with message: 'boom'");
+}
