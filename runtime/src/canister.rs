@@ -45,7 +45,7 @@ pub(crate) struct Heap {
 
 /// A compiled canister module.
 pub(crate) struct Code {
-    /// The module as installed (before the globals rewrite).
+    /// The module as installed, gunzipped (before the globals rewrite).
     pub(crate) wasm: Vec<u8>,
     module: Module,
     /// Export names of the mutable globals.
@@ -101,12 +101,8 @@ impl Runtime {
     }
 
     pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Code, RuntimeError> {
-        if wasm.starts_with(&[0x1f, 0x8b]) {
-            return Err(RuntimeError::InvalidModule(
-                "gzip-compressed modules are not supported yet: decompress the module first".into(),
-            ));
-        }
-        let rewritten = export_globals::export_mutable_globals(wasm)
+        let wasm = decompress(wasm)?;
+        let rewritten = export_globals::export_mutable_globals(&wasm)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
         let module = Module::new(&self.engine, &rewritten.wasm)
             .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
@@ -132,7 +128,7 @@ impl Runtime {
             .find(|e| matches!(e.ty(), ExternType::Memory(_)))
             .map(|e| e.name().to_string());
         Ok(Code {
-            wasm: wasm.to_vec(),
+            wasm,
             module,
             globals,
             memory,
@@ -242,6 +238,28 @@ impl Runtime {
         let outcome = store.data_mut().outcome.take();
         Ok((outcome, saved, instructions))
     }
+}
+
+/// Largest module after decompression (the replica's limit on an uncompressed module).
+pub const MAX_MODULE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The module itself, gunzipped if it is gzip-compressed (as `install_code` accepts it).
+fn decompress(wasm: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+    use std::io::Read;
+    if !wasm.starts_with(&[0x1f, 0x8b]) {
+        return Ok(wasm.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(wasm)
+        .take(MAX_MODULE_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| RuntimeError::InvalidModule(format!("bad gzip stream: {e}")))?;
+    if out.len() as u64 > MAX_MODULE_BYTES {
+        return Err(RuntimeError::InvalidModule(format!(
+            "module is larger than {MAX_MODULE_BYTES} bytes uncompressed"
+        )));
+    }
+    Ok(out)
 }
 
 fn used(store: &Store<MessageState>) -> u64 {
@@ -362,7 +380,7 @@ impl std::fmt::Debug for Canister {
 }
 
 impl Canister {
-    /// Creates the canister from `wasm` and runs `canister_init(arg)` (if exported) under the
+    /// Creates the canister from `wasm` (raw or gzip-compressed) and runs `canister_init(arg)` (if exported) under the
     /// install limit. `sender` becomes the only controller. A trap creates nothing.
     pub fn install(
         wasm: &[u8],
@@ -632,7 +650,7 @@ impl Canister {
         &self.system.controllers
     }
 
-    /// The module as installed.
+    /// The module as installed, gunzipped if it was compressed.
     pub fn module(&self) -> &[u8] {
         &self.code.wasm
     }

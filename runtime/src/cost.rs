@@ -11,6 +11,8 @@
 //!   function ([`SystemApiCost`]);
 //! - per newly dirtied 4 KiB stable-memory page in a message: [`STABLE_DIRTY_PAGE`].
 //!
+//! wasmtime also charges 1 on entering every wasm function (so a call to an empty function is 6).
+//!
 //! The instruction count of a message is fuel spent + host charges + `memory.grow` top-ups.
 //! Counts are deterministic: the same module, state and input always give the same number.
 

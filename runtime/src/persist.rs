@@ -3,7 +3,7 @@
 //! Layout of the state directory (format version 1):
 //!
 //! ```text
-//! module.wasm    the module as installed, byte for byte
+//! module.wasm    the module as installed (gunzipped)
 //! heap.bin       the wasm linear memory, raw (its length is a multiple of 64 KiB)
 //! stable.bin     "ICLRSTB1" | size in 64 KiB pages: u64 LE | page count: u64 LE
 //!                | count x (page index: u64 LE | 4096 bytes)      (only written 4 KiB pages)

@@ -452,3 +452,113 @@ fn install_trap_creates_nothing() {
     let message = trap_message(Canister::install(&wasm(body), &[], CONTROLLER).map(|(_, e)| e));
     assert_eq!(message, "Canister called `ic0.trap` with message: 'boom'");
 }
+
+/// Timer, certified data and controller checks.
+const SYSTEM_IMPORTS: &str = r#"
+  (import "ic0" "global_timer_set" (func $timer_set (param i64) (result i64)))
+  (import "ic0" "certified_data_set" (func $certify (param i32 i32)))
+  (import "ic0" "is_controller" (func $is_controller (param i32 i32) (result i32)))
+"#;
+
+const SYSTEM: &str = r#"
+  (global $fired (mut i32) (i32.const 0))
+  (func (export "canister_update set_timer")
+    (drop (call $timer_set (i64.add (call $time) (i64.const 5000000000))))
+    (call $reply))
+  (func (export "canister_global_timer") (global.set $fired (i32.add (global.get $fired) (i32.const 1))))
+  (func (export "canister_query fired") (call $reply_i32 (global.get $fired)))
+  (func (export "canister_update certify") (export "canister_query certify")
+    (call $certify (i32.const 100) (i32.const 4))
+    (call $reply))
+  (func (export "canister_query is_controller")
+    (call $caller_copy (i32.const 200) (i32.const 0) (call $caller_size))
+    (call $reply_i32 (call $is_controller (i32.const 200) (call $caller_size))))
+"#;
+
+fn install_system() -> Canister {
+    let module = wasm_importing(SYSTEM_IMPORTS, SYSTEM);
+    Canister::install(&module, &[], CONTROLLER)
+        .expect("install succeeds")
+        .0
+}
+
+#[test]
+fn timer_runs_when_due_and_once() {
+    let mut c = install_system();
+    reply(c.update("set_timer", &[], ALICE));
+    assert!(c.global_timer() > c.time());
+    assert_eq!(c.run_timer(), Ok(None));
+    c.advance_time(5_000_000_000);
+    let e = c.run_timer().expect("runs").expect("was due");
+    assert_eq!(e.outcome, Outcome::Done);
+    assert_eq!(c.global_timer(), 0);
+    assert_eq!(c.run_timer(), Ok(None));
+    assert_eq!(reply_u32(c.query("fired", &[], ALICE)), 1);
+}
+
+#[test]
+fn certified_data_is_kept_and_refused_in_queries() {
+    let mut c = install_system();
+    let message = trap_message(c.query("certify", &[], ALICE));
+    assert!(
+        message.contains("cannot be executed in query mode"),
+        "{message}"
+    );
+    reply(c.update("certify", &[], ALICE));
+    assert_eq!(c.certified_data(), b"boom");
+}
+
+#[test]
+fn is_controller_knows_the_installer() {
+    let mut c = install_system();
+    assert_eq!(reply_u32(c.query("is_controller", &[], CONTROLLER)), 1);
+    assert_eq!(reply_u32(c.query("is_controller", &[], ALICE)), 0);
+}
+
+#[test]
+fn gzip_compressed_module_installs() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&wasm(COUNTER)).expect("compress");
+    let compressed = gz.finish().expect("compress");
+    let (mut c, _) = Canister::install(&compressed, &[], CONTROLLER).expect("installs");
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 1);
+    assert_eq!(c.module(), wasm(COUNTER));
+    assert!(matches!(
+        Canister::install(&compressed[..20], &[], CONTROLLER),
+        Err(RuntimeError::InvalidModule(_))
+    ));
+}
+
+/// Pins the per-operator costs: `canister_update probe` repeats `op` 100 times, and the
+/// difference to an empty probe is 100 times the op's cost.
+#[test]
+fn operator_costs_follow_the_replica_table() {
+    let cost_of = |op: &str| -> u64 {
+        let probe = |ops: &str| {
+            let body = format!(
+                r#"(global $g (mut i32) (i32.const 0))
+                   (func $nop)
+                   (func (export "canister_update probe") {ops} (call $reply))"#
+            );
+            let (mut c, _) =
+                Canister::install(&wasm(&body), &[], CONTROLLER).expect("install succeeds");
+            c.update("probe", &[], ALICE).expect("runs").instructions
+        };
+        (probe(&op.repeat(100)) - probe("")) / 100
+    };
+    assert_eq!(cost_of("(drop (i32.add (i32.const 1) (i32.const 2)))"), 3);
+    assert_eq!(cost_of("(drop (global.get $g))"), 2);
+    assert_eq!(
+        cost_of("(drop (i32.div_u (i32.const 7) (i32.const 3)))"),
+        12
+    );
+    // `call` 5, plus the 1 wasmtime charges on entering any function.
+    assert_eq!(cost_of("(call $nop)"), 6);
+    assert_eq!(cost_of("(drop (memory.grow (i32.const 1)))"), 301);
+    // memory.fill: 100 + 1 per byte, plus its three operands.
+    assert_eq!(
+        cost_of("(memory.fill (i32.const 0) (i32.const 0) (i32.const 50))"),
+        153
+    );
+}
