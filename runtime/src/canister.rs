@@ -7,6 +7,8 @@
 //!
 //! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`).
 
+use std::sync::{Arc, Mutex};
+
 use wasmtime::{Config, Engine, Extern, ExternType, FuncType, Linker, Module, Store, Val, ValType};
 
 use crate::cost::{self, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT};
@@ -44,6 +46,7 @@ pub(crate) struct Heap {
 }
 
 /// A compiled canister module.
+#[derive(Clone)]
 pub(crate) struct Code {
     /// The module as installed, gunzipped (before the globals rewrite).
     pub(crate) wasm: Vec<u8>,
@@ -61,10 +64,30 @@ impl Code {
     }
 }
 
-/// The shared wasmtime machinery.
-pub(crate) struct Runtime {
+/// How many compiled modules a [`Runtime`] keeps for reuse.
+const COMPILED_CACHE: usize = 4;
+
+/// Compiles canister modules and runs their messages: a wasmtime engine with the replica's cost
+/// table, the `ic0` linker, and the last few compiled modules.
+///
+/// Compiling a large canister takes seconds; every canister installed or loaded through the same
+/// `Runtime` (or a clone: clones share everything) compiles a given module only once per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
     engine: Engine,
     linker: Linker<MessageState>,
+    /// Recently compiled modules, most recent last; looked up by their (gunzipped) bytes.
+    compiled: Mutex<Vec<Code>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
 }
 
 fn host_error(e: impl std::fmt::Display) -> RuntimeError {
@@ -72,7 +95,8 @@ fn host_error(e: impl std::fmt::Display) -> RuntimeError {
 }
 
 impl Runtime {
-    pub(crate) fn new() -> Result<Self, RuntimeError> {
+    /// A runtime with an empty module cache.
+    pub fn new() -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.consume_fuel(true);
         config.operator_cost(cost::operator_cost());
@@ -80,19 +104,28 @@ impl Runtime {
         config.cranelift_nan_canonicalization(true);
         let engine = Engine::new(&config).map_err(host_error)?;
         let linker = system_api::linker(&engine).map_err(host_error)?;
-        Ok(Runtime { engine, linker })
+        Ok(Runtime {
+            inner: Arc::new(Shared {
+                engine,
+                linker,
+                compiled: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// Imports of `module` the linker does not provide with the right type, as `module.name`.
     fn unsupported(&self, module: &Module) -> Vec<String> {
         let mut store = Store::new(
-            &self.engine,
+            &self.inner.engine,
             MessageState::new(Context::Query, Overlay::default(), SystemState::default()),
         );
         module
             .imports()
             .filter(|import| {
-                let provided = self.linker.get(&mut store, import.module(), import.name());
+                let provided = self
+                    .inner
+                    .linker
+                    .get(&mut store, import.module(), import.name());
                 !matches!((provided, import.ty()), (Ok(Extern::Func(f)), ExternType::Func(want))
                     if FuncType::eq(&f.ty(&store), &want))
             })
@@ -100,11 +133,37 @@ impl Runtime {
             .collect()
     }
 
+    /// Compiles `wasm` (raw or gzip-compressed), or reuses the module compiled from the same bytes.
     pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Code, RuntimeError> {
         let wasm = decompress(wasm)?;
+        let mut compiled = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = compiled.iter().position(|c| c.wasm == wasm) {
+            let code = compiled.remove(at);
+            compiled.push(code.clone());
+            return Ok(code);
+        }
+        drop(compiled);
+        let code = self.compile_new(wasm)?;
+        let mut compiled = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if compiled.len() >= COMPILED_CACHE {
+            compiled.remove(0);
+        }
+        compiled.push(code.clone());
+        Ok(code)
+    }
+
+    fn compile_new(&self, wasm: Vec<u8>) -> Result<Code, RuntimeError> {
         let rewritten = export_globals::export_mutable_globals(&wasm)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
-        let module = Module::new(&self.engine, &rewritten.wasm)
+        let module = Module::new(&self.inner.engine, &rewritten.wasm)
             .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
         let unsupported = self.unsupported(&module);
         if !unsupported.is_empty() {
@@ -152,7 +211,7 @@ impl Runtime {
         state.self_id = CANISTER_ID.to_vec();
         state.cycles = CYCLE_BALANCE;
         state.fuel_start = request.limit;
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         let result = self.run(&mut store, code, heap, &request);
         let state = store.into_data();
@@ -175,6 +234,7 @@ impl Runtime {
     ) -> Result<(Option<Outcome>, Heap, u64), RuntimeError> {
         store.set_fuel(request.limit).map_err(host_error)?;
         let instance = self
+            .inner
             .linker
             .instantiate(&mut *store, &code.module)
             .map_err(|e| classify(store, e, request.limit))?;
@@ -387,8 +447,18 @@ impl Canister {
         arg: &[u8],
         sender: &[u8],
     ) -> Result<(Self, Execution), RuntimeError> {
+        Self::install_on(&Runtime::new()?, wasm, arg, sender)
+    }
+
+    /// [`Canister::install`] on a shared [`Runtime`], which compiles each module once.
+    pub fn install_on(
+        runtime: &Runtime,
+        wasm: &[u8],
+        arg: &[u8],
+        sender: &[u8],
+    ) -> Result<(Self, Execution), RuntimeError> {
         check_payload(arg)?;
-        let runtime = Runtime::new()?;
+        let runtime = runtime.clone();
         let code = runtime.compile(wasm)?;
         let system = SystemState {
             time: GENESIS_TIME,
@@ -684,7 +754,7 @@ impl Canister {
 /// The `ic0` (or other) imports of `wasm` this runtime does not provide, as `module.name`.
 pub fn unsupported_imports(wasm: &[u8]) -> Result<Vec<String>, RuntimeError> {
     let runtime = Runtime::new()?;
-    let module = Module::new(&runtime.engine, wasm)
+    let module = Module::new(&runtime.inner.engine, wasm)
         .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
     Ok(runtime.unsupported(&module))
 }

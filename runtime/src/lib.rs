@@ -6,6 +6,9 @@
 //! time that advances, callers as principals (raw bytes). Instruction counts are estimates of the
 //! replica's, see [`cost`]. A canister saves to and loads from a directory ([`Canister::save`]).
 //!
+//! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
+//! [`Canister::load_on`]) to compile each module once per process.
+//!
 //! ```text
 //! Canister ── code (module, rewritten so every mutable global is exported)
 //!          ├─ heap (linear memory bytes + mutable globals)      committed state
@@ -22,6 +25,7 @@ mod stable;
 mod system_api;
 
 pub use canister::{
-    CANISTER_ID, CYCLE_BALANCE, Canister, GENESIS_TIME, TIME_STEP, unsupported_imports,
+    CANISTER_ID, CYCLE_BALANCE, Canister, GENESIS_TIME, MAX_MODULE_BYTES, Runtime, TIME_STEP,
+    unsupported_imports,
 };
 pub use error::{CANISTER_REJECT, Execution, LoadError, Outcome, RuntimeError};

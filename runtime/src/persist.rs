@@ -105,6 +105,11 @@ impl Canister {
 
     /// Loads a canister saved by [`Canister::save`].
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        Self::load_on(&Runtime::new()?, dir)
+    }
+
+    /// [`Canister::load`] on a shared [`Runtime`], which compiles each module once.
+    pub fn load_on(runtime: &Runtime, dir: &Path) -> Result<Self, LoadError> {
         let bad = |file: &'static str, reason: String| LoadError::Format { file, reason };
         let text = fs::read_to_string(dir.join("canister.txt"))?;
         let mut lines = text.lines();
@@ -164,7 +169,7 @@ impl Canister {
             ));
         }
         let wasm = fs::read(dir.join("module.wasm"))?;
-        let runtime = Runtime::new()?;
+        let runtime = runtime.clone();
         let code = runtime.compile(&wasm)?;
         let saved: Vec<&str> = globals.iter().map(|(n, _)| n.as_str()).collect();
         if saved != code.global_names() {

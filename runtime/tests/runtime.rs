@@ -1,7 +1,7 @@
 //! Canister semantics over inline-WAT canisters, all through [`install`] and the assertion helpers.
 
 use ic_local_runtime::{
-    CANISTER_REJECT, Canister, Execution, GENESIS_TIME, Outcome, RuntimeError, TIME_STEP,
+    CANISTER_REJECT, Canister, Execution, GENESIS_TIME, Outcome, Runtime, RuntimeError, TIME_STEP,
     unsupported_imports,
 };
 
@@ -561,4 +561,22 @@ fn operator_costs_follow_the_replica_table() {
         cost_of("(memory.fill (i32.const 0) (i32.const 0) (i32.const 50))"),
         153
     );
+}
+
+#[test]
+fn canisters_sharing_a_runtime_are_isolated() {
+    let runtime = Runtime::new().expect("runtime");
+    let module = wasm(COUNTER);
+    let (mut a, _) = Canister::install_on(&runtime, &module, &[], CONTROLLER).expect("installs");
+    let (mut b, _) = Canister::install_on(&runtime, &module, &[], ALICE).expect("installs");
+    reply(a.update("inc", &[], ALICE));
+    reply(a.update("inc", &[], ALICE));
+    assert_eq!(counters(&mut a), [2, 2, 2]);
+    assert_eq!(counters(&mut b), [0, 0, 0]);
+    assert_eq!(b.controllers(), [ALICE.to_vec()]);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared_runtime");
+    let _ = std::fs::remove_dir_all(&dir);
+    a.save(&dir).expect("save");
+    let mut loaded = Canister::load_on(&runtime, &dir).expect("load");
+    assert_eq!(counters(&mut loaded), [2, 2, 2]);
 }
