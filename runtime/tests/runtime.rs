@@ -580,3 +580,42 @@ fn canisters_sharing_a_runtime_are_isolated() {
     let mut loaded = Canister::load_on(&runtime, &dir).expect("load");
     assert_eq!(counters(&mut loaded), [2, 2, 2]);
 }
+
+/// Pins the state directory format (see the `persist` module docs).
+#[test]
+fn saved_state_format_is_stable() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("golden_state");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = install(COUNTER);
+    reply(c.update("inc", &[], ALICE));
+    c.save(&dir).expect("save");
+    let text = std::fs::read_to_string(dir.join("canister.txt")).expect("canister.txt");
+    assert_eq!(
+        text,
+        "ic-local-runtime-state 1\n\
+         time 1767225602000000000\n\
+         global_timer 0\n\
+         canister_version 2\n\
+         certified_data -\n\
+         controller aabb\n\
+         heap_bytes 65536\n\
+         stable_pages 1\n\
+         global 5f5f6578706f72745f676c6f62616c5f30 i32 1\n"
+    );
+    let stable = std::fs::read(dir.join("stable.bin")).expect("stable.bin");
+    let mut expected = b"ICLRSTB1".to_vec();
+    expected.extend_from_slice(&1u64.to_le_bytes()); // size: 1 wasm page
+    expected.extend_from_slice(&1u64.to_le_bytes()); // one 4 KiB page stored
+    expected.extend_from_slice(&0u64.to_le_bytes()); // page 0
+    let mut page = vec![0u8; 4096];
+    page[0] = 1;
+    expected.extend_from_slice(&page);
+    assert_eq!(stable, expected);
+    let heap = std::fs::read(dir.join("heap.bin")).expect("heap.bin");
+    assert_eq!(heap.len(), 65536);
+    assert_eq!(heap[16], 1);
+    assert_eq!(
+        std::fs::read(dir.join("module.wasm")).expect("module"),
+        wasm(COUNTER)
+    );
+}
