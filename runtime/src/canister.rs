@@ -182,6 +182,21 @@ impl Runtime {
                 )));
             }
         }
+        let mut methods = std::collections::BTreeSet::new();
+        for export in module.exports() {
+            let name = export.name();
+            let method = name
+                .strip_prefix("canister_update ")
+                .or_else(|| name.strip_prefix("canister_query "))
+                .or_else(|| name.strip_prefix("canister_composite_query "));
+            if let Some(method) = method
+                && !methods.insert(method)
+            {
+                return Err(RuntimeError::InvalidModule(format!(
+                    "method `{method}` is exported more than once (as update and query)"
+                )));
+            }
+        }
         let memory = module
             .exports()
             .find(|e| matches!(e.ty(), ExternType::Memory(_)))

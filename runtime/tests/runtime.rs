@@ -74,7 +74,7 @@ const COUNTER: &str = r#"
     (call $print (i32.const 120) (i32.const 5))
     (call $reply))
   ;; Echoes its argument (growing the heap to fit it) at address 65536.
-  (func (export "canister_update echo") (export "canister_query echo")
+  (func (export "canister_update echo")
     (drop (memory.grow (i32.add (i32.div_u (call $arg_size) (i32.const 65536)) (i32.const 1))))
     (call $arg_copy (i32.const 65536) (i32.const 0) (call $arg_size))
     (call $append (i32.const 65536) (call $arg_size))
@@ -87,7 +87,7 @@ const COUNTER: &str = r#"
     (call $append (i32.const 65536) (local.get $n))
     (call $reply))
   ;; Counts to the 4-byte argument, then replies with performance_counter(0).
-  (func (export "canister_update loop") (export "canister_query loop") (local $n i32) (local $i i32)
+  (func (export "canister_update loop") (export "canister_query loop_query") (local $n i32) (local $i i32)
     (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 4))
     (local.set $n (i32.load (i32.const 0)))
     (block $done
@@ -356,7 +356,7 @@ fn instruction_limit_rolls_back() {
     let mut c = install(COUNTER);
     // 5 B for a query: ~11 per iteration, so 2^31 iterations are far too many.
     assert!(matches!(
-        c.query("loop", &(1u32 << 31).to_le_bytes(), ALICE),
+        c.query("loop_query", &(1u32 << 31).to_le_bytes(), ALICE),
         Err(RuntimeError::InstructionLimit {
             limit: 5_000_000_000,
             ..
@@ -372,6 +372,15 @@ fn instruction_limit_rolls_back() {
         })
     ));
     assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn a_method_exported_as_update_and_query_is_refused() {
+    let body = r#"(func (export "canister_update m") (export "canister_query m"))"#;
+    assert!(matches!(
+        Canister::install(&wasm(body), &[], CONTROLLER),
+        Err(RuntimeError::InvalidModule(message)) if message.contains("`m`")
+    ));
 }
 
 #[test]
@@ -467,7 +476,7 @@ const SYSTEM: &str = r#"
     (call $reply))
   (func (export "canister_global_timer") (global.set $fired (i32.add (global.get $fired) (i32.const 1))))
   (func (export "canister_query fired") (call $reply_i32 (global.get $fired)))
-  (func (export "canister_update certify") (export "canister_query certify")
+  (func (export "canister_update certify") (export "canister_query certify_in_query")
     (call $certify (i32.const 100) (i32.const 4))
     (call $reply))
   (func (export "canister_query is_controller")
@@ -499,7 +508,7 @@ fn timer_runs_when_due_and_once() {
 #[test]
 fn certified_data_is_kept_and_refused_in_queries() {
     let mut c = install_system();
-    let message = trap_message(c.query("certify", &[], ALICE));
+    let message = trap_message(c.query("certify_in_query", &[], ALICE));
     assert!(
         message.contains("cannot be executed in query mode"),
         "{message}"
