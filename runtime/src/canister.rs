@@ -500,7 +500,7 @@ impl Canister {
         let ran = ran?;
         let mut system = ran.system;
         system.canister_version += 1;
-        system.time += TIME_STEP;
+        system.time = system.time.saturating_add(TIME_STEP);
         let canister = Canister {
             runtime,
             code,
@@ -598,7 +598,7 @@ impl Canister {
         self.heap = ran.heap;
         self.system = ran.system;
         self.system.canister_version += 1;
-        self.system.time += TIME_STEP;
+        self.system.time = self.system.time.saturating_add(TIME_STEP);
         Ok(Execution {
             outcome: Outcome::Done,
             instructions: instructions + ran.instructions,
@@ -683,7 +683,7 @@ impl Canister {
             request,
         );
         if context != Context::Query {
-            self.system.time += TIME_STEP;
+            self.system.time = self.system.time.saturating_add(TIME_STEP);
         }
         let ran = match ran {
             Ok(ran) => ran,

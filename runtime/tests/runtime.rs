@@ -628,3 +628,11 @@ fn saved_state_format_is_stable() {
         wasm(COUNTER)
     );
 }
+
+#[test]
+fn canisters_and_runtimes_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Canister>();
+    send_sync::<Runtime>();
+    send_sync::<RuntimeError>();
+}
