@@ -39,6 +39,7 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
     let mut func_types: Vec<u32> = Vec::new();
     let mut exports: Vec<(String, u32)> = Vec::new();
     let mut memories = 0;
+    let mut memory_exported = false;
     let mut max_memory_pages = None;
 
     for payload in Parser::new(0).parse_all(wasm) {
@@ -118,8 +119,10 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(invalid)?;
-                    if export.kind == ExternalKind::Func {
-                        exports.push((export.name.to_owned(), export.index));
+                    match export.kind {
+                        ExternalKind::Func => exports.push((export.name.to_owned(), export.index)),
+                        ExternalKind::Memory => memory_exported = true,
+                        _ => {}
                     }
                 }
             }
@@ -127,6 +130,10 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
         }
     }
 
+    // The host saves and restores memory through its export (Extism PDKs export it as `memory`).
+    if memories > 0 && !memory_exported {
+        return Err(invalid("the module's memory must be exported"));
+    }
     let mut functions = Vec::new();
     let mut initializer = None;
     for (name, index) in exports {

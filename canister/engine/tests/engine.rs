@@ -426,6 +426,10 @@ fn install_refuses_bad_modules_with_the_reason() {
             ..
         })
     ));
+    assert!(matches!(
+        install_err(&mut engine, r#"(module (memory 1) (func (export "run")))"#),
+        InstallError::InvalidWasm { .. }
+    ));
     let big = vec![0u8; 9 * 1024 * 1024];
     assert!(matches!(
         engine.install(request("big", &big), 1, &meter()),

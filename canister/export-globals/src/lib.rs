@@ -90,7 +90,11 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
             Payload::ExportSection(reader) => {
                 for export in reader.clone() {
                     let export = export?;
-                    exports.push((export.name.to_owned(), export_kind(export.kind), export.index));
+                    exports.push((
+                        export.name.to_owned(),
+                        export_kind(export.kind),
+                        export.index,
+                    ));
                 }
             }
             _ => {}
@@ -120,7 +124,10 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
         globals.push(MutableGlobal { index, export });
     }
     if added.is_empty() {
-        return Ok(Rewritten { wasm: wasm.to_vec(), globals });
+        return Ok(Rewritten {
+            wasm: wasm.to_vec(),
+            globals,
+        });
     }
 
     let mut export_section = ExportSection::new();
@@ -225,9 +232,18 @@ mod tests {
         assert_eq!(
             out.globals,
             vec![
-                MutableGlobal { index: 1, export: "__export_global_1".into() },
-                MutableGlobal { index: 3, export: "__export_global_3".into() },
-                MutableGlobal { index: 4, export: "shown".into() },
+                MutableGlobal {
+                    index: 1,
+                    export: "__export_global_1".into()
+                },
+                MutableGlobal {
+                    index: 3,
+                    export: "__export_global_3".into()
+                },
+                MutableGlobal {
+                    index: 4,
+                    export: "shown".into()
+                },
             ]
         );
         let exports = exports_of(&out.wasm);

@@ -1,0 +1,179 @@
+//! `plugin-host demo`: deploys the freshly built canister in memory and runs every example plugin
+//! through it, printing each output and the instructions each message used.
+
+use candid::Principal;
+use plugin_host_api::{InitArgs, InstallPolicy, InvokeOptions, InvokePolicy, UpgradePluginArgs};
+use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::identity;
+
+use crate::{CliResult, DEFAULT_WASM, group_digits, install};
+
+/// One demo step's line: what ran, what it answered, what it cost.
+fn show(host: &PluginHost, what: &str, answer: &str) {
+    let answer: String = answer.chars().take(110).collect();
+    println!(
+        "{what:<44} {:>12} instr  {answer}",
+        group_digits(host.last_instructions())
+    );
+}
+
+fn plugin(name: &str) -> CliResult<Vec<u8>> {
+    let path = format!("target/plugins/{name}.wasm");
+    std::fs::read(&path).map_err(|e| format!("cannot read {path} ({e}): run `cargo xtask build`"))
+}
+
+fn invoke(
+    host: &mut PluginHost,
+    caller: Principal,
+    plugin: &str,
+    function: &str,
+    input: &str,
+) -> CliResult<String> {
+    let options = InvokeOptions {
+        fuel: None,
+        logs: Some(false),
+    };
+    let reply = host
+        .invoke(
+            CallKind::Update,
+            caller,
+            plugin,
+            function,
+            input.as_bytes(),
+            Some(options),
+        )
+        .map_err(|e| e.to_string())?;
+    let answer = match reply {
+        Ok(reply) => String::from_utf8_lossy(&reply.output).into_owned(),
+        Err(failure) => format!("Err: {failure}"),
+    };
+    show(host, &format!("invoke {plugin}.{function}"), &answer);
+    Ok(answer)
+}
+
+/// Runs the demo.
+pub fn run() -> CliResult {
+    let admin = identity::principal("default");
+    let alice = identity::principal("alice");
+    let dao = identity::principal("dao");
+    let wasm = std::fs::read(DEFAULT_WASM)
+        .map_err(|e| format!("cannot read {DEFAULT_WASM} ({e}): run `cargo xtask build`"))?;
+    println!(
+        "plugin_host demo: canister {DEFAULT_WASM} ({} bytes) in the local runtime",
+        wasm.len()
+    );
+    println!("instruction counts are the local runtime's estimates of the replica's\n");
+
+    let init = InitArgs {
+        admins: None,
+        install_policy: Some(InstallPolicy::AnyAuthenticated),
+    };
+    let mut host = PluginHost::deploy(&wasm, Some(init), admin).map_err(|e| e.to_string())?;
+    show(&host, "deploy canister", "ok");
+
+    // The smallest stateful plugin.
+    let info = install(
+        &mut host,
+        alice,
+        "counter",
+        plugin("counter")?,
+        vec![],
+        None,
+        None,
+    )?;
+    show(
+        &host,
+        "install counter",
+        &format!("{} bytes, functions {:?}", info.code_size, info.functions),
+    );
+    for _ in 0..3 {
+        invoke(&mut host, alice, "counter", "increment", "")?;
+    }
+
+    // A DAO voting module, restricted to the DAO.
+    let config = vec![("rule".to_owned(), "quadratic".to_owned())];
+    let policy = Some(InvokePolicy::AllowList(vec![dao]));
+    install(
+        &mut host,
+        dao,
+        "dao_voting",
+        plugin("dao_voting")?,
+        config,
+        policy,
+        None,
+    )?;
+    show(&host, "install dao_voting (rule=quadratic)", "ok");
+    let ballots = r#"{"proposal":"treasury-42","total_supply":1000,"ballots":[{"voter":"a","weight":400,"choice":"yes"},{"voter":"b","weight":100,"choice":"no"},{"voter":"c","weight":81,"choice":"no"}]}"#;
+    invoke(&mut host, dao, "dao_voting", "decide", ballots)?;
+    invoke(
+        &mut host,
+        dao,
+        "dao_voting",
+        "decide",
+        r#"{"ballots":[{"voter":"a","weight":-1,"choice":"yes"}]}"#,
+    )?;
+    invoke(&mut host, alice, "dao_voting", "decide", ballots)?;
+
+    // A programmable NFT.
+    install(
+        &mut host,
+        alice,
+        "creature",
+        plugin("nft")?,
+        vec![],
+        None,
+        None,
+    )?;
+    show(&host, "install nft as creature", "ok");
+    for function in ["mint", "feed", "play", "metadata"] {
+        invoke(&mut host, alice, "creature", function, "")?;
+    }
+
+    // A hostile plugin: it loops forever, gets a typed error, and harms nobody.
+    let looping = wat_file("plugins/hostile/infinite_loop.wat")?;
+    install(
+        &mut host,
+        alice,
+        "looper",
+        looping,
+        vec![],
+        None,
+        Some(1_000_000),
+    )?;
+    invoke(&mut host, alice, "looper", "run", "")?;
+
+    // Canister upgrade: every plugin keeps its state.
+    host.upgrade_canister(&wasm, None, admin)
+        .map_err(|e| e.to_string())?;
+    show(&host, "upgrade canister", "ok");
+    invoke(&mut host, alice, "counter", "get", "")?;
+    invoke(&mut host, alice, "creature", "metadata", "")?;
+
+    // Plugin upgrade with a state migration.
+    let args = UpgradePluginArgs {
+        name: "dao_voting".into(),
+        wasm: plugin("dao_voting_v2")?.into(),
+        migration: Some("migrate".into()),
+    };
+    let upgraded = host.upgrade_plugin(dao, args).map_err(|e| e.to_string())?;
+    show(
+        &host,
+        "upgrade_plugin dao_voting -> v2 (migrate)",
+        &match upgraded {
+            Ok(info) => format!("ok, functions {:?}", info.functions),
+            Err(e) => format!("Err: {e}"),
+        },
+    );
+    invoke(&mut host, dao, "dao_voting", "decide", ballots)?;
+    Ok(())
+}
+
+fn wat_file(path: &str) -> CliResult<Vec<u8>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    wat_to_wasm(&text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Hostile examples are kept as WAT text; the engine takes binary wasm only.
+fn wat_to_wasm(text: &str) -> Result<Vec<u8>, String> {
+    wat::parse_str(text).map_err(|e| e.to_string())
+}

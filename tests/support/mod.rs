@@ -1,0 +1,140 @@
+//! Shared set-up of the end-to-end tests: the real, shrunk canister module in the local canister
+//! runtime, the example plugins built by `cargo xtask build`, and the hostile WAT plugins.
+
+#![allow(dead_code, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use candid::Principal;
+use plugin_host_api::{
+    ByteBuf, InitArgs, InstallArgs, InstallError, InstallPolicy, InvokeError, InvokeFailure,
+    InvokeOptions, InvokeReply, PluginInfo,
+};
+use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::identity;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn built(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): build the canister and plugins with `cargo xtask build` \
+             (`cargo xtask test` does it for you)",
+            path.display()
+        )
+    })
+}
+
+/// The canister module as deployed: shrunk, with its Candid metadata, gzipped.
+pub fn canister_wasm() -> Vec<u8> {
+    built(&repo().join("target/dist/plugin_host.wasm.gz"))
+}
+
+/// An example plugin built by `cargo xtask build-plugins`.
+pub fn plugin(name: &str) -> Vec<u8> {
+    built(&repo().join(format!("target/plugins/{name}.wasm")))
+}
+
+/// A hostile plugin from `plugins/hostile/NAME.wat`.
+pub fn hostile(name: &str) -> Vec<u8> {
+    let path = repo().join(format!("plugins/hostile/{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The controller that deployed the canister.
+pub fn admin() -> Principal {
+    identity::principal("default")
+}
+
+pub fn alice() -> Principal {
+    identity::principal("alice")
+}
+
+pub fn bob() -> Principal {
+    identity::principal("bob")
+}
+
+/// A freshly deployed canister in which any authenticated caller may install.
+pub fn host() -> PluginHost {
+    let init = InitArgs {
+        admins: None,
+        install_policy: Some(InstallPolicy::AnyAuthenticated),
+    };
+    PluginHost::deploy(&canister_wasm(), Some(init), admin()).expect("canister deploys")
+}
+
+pub fn install_args(name: &str, wasm: Vec<u8>) -> InstallArgs {
+    InstallArgs {
+        name: name.to_owned(),
+        wasm: ByteBuf::from(wasm),
+        config: None,
+        invoke_policy: None,
+        fuel_limit: None,
+    }
+}
+
+#[track_caller]
+pub fn install(host: &mut PluginHost, caller: Principal, name: &str, wasm: Vec<u8>) -> PluginInfo {
+    match host
+        .install(caller, install_args(name, wasm))
+        .expect("install message")
+    {
+        Ok(info) => info,
+        Err(e) => panic!("installing {name} failed: {e}"),
+    }
+}
+
+#[track_caller]
+pub fn install_err(host: &mut PluginHost, name: &str, wasm: Vec<u8>) -> InstallError {
+    match host
+        .install(alice(), install_args(name, wasm))
+        .expect("install message")
+    {
+        Ok(info) => panic!("installing {name} should fail, got {info:?}"),
+        Err(e) => e,
+    }
+}
+
+pub fn call(
+    host: &mut PluginHost,
+    caller: Principal,
+    plugin: &str,
+    function: &str,
+    input: &str,
+) -> Result<InvokeReply, InvokeFailure> {
+    host.invoke(
+        CallKind::Update,
+        caller,
+        plugin,
+        function,
+        input.as_bytes(),
+        Some(InvokeOptions {
+            fuel: None,
+            logs: Some(true),
+        }),
+    )
+    .expect("invoke message")
+}
+
+/// Invokes and returns the output as text, failing the test on an error.
+#[track_caller]
+pub fn ok(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> String {
+    match call(host, alice(), plugin, function, input) {
+        Ok(reply) => String::from_utf8(reply.output.into_vec()).expect("utf-8 output"),
+        Err(failure) => panic!("{plugin}.{function}({input:?}) failed: {failure}"),
+    }
+}
+
+/// Invokes and returns the error, failing the test on success.
+#[track_caller]
+pub fn err(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> InvokeError {
+    match call(host, alice(), plugin, function, input) {
+        Ok(reply) => panic!(
+            "{plugin}.{function}({input:?}) should fail, returned {:?}",
+            String::from_utf8_lossy(&reply.output)
+        ),
+        Err(failure) => failure.error,
+    }
+}
