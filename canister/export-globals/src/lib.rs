@@ -68,10 +68,8 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload?;
         match &payload {
-            Payload::Version { encoding, .. } => {
-                if *encoding != wasmparser::Encoding::Module {
-                    return Err(RewriteError::Component);
-                }
+            Payload::Version { encoding, .. } if *encoding != wasmparser::Encoding::Module => {
+                return Err(RewriteError::Component);
             }
             Payload::ImportSection(reader) => {
                 for import in reader.clone() {
