@@ -129,6 +129,32 @@ pub fn run() -> CliResult {
         invoke(&mut host, alice, "creature", function, "")?;
     }
 
+    // Another language: C, no PDK.
+    install(
+        &mut host,
+        alice,
+        "c_vowels",
+        plugin("c_vowels")?,
+        vec![],
+        None,
+        None,
+    )?;
+    show(&host, "install c_vowels (C)", "ok");
+    invoke(
+        &mut host,
+        alice,
+        "c_vowels",
+        "count_vowels",
+        "Internet Computer",
+    )?;
+    invoke(
+        &mut host,
+        alice,
+        "c_vowels",
+        "count_vowels",
+        "plugins inside a canister",
+    )?;
+
     // A hostile plugin: it loops forever, gets a typed error, and harms nobody.
     let looping = wat_file("plugins/hostile/infinite_loop.wat")?;
     install(

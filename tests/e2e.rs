@@ -350,3 +350,91 @@ fn upgrade_plugin_keeps_state_and_rolls_back_a_failed_migration() {
     assert_eq!(upgraded.name, "counter");
     assert_eq!(ok(&mut host, "counter", "get", ""), "5");
 }
+
+#[test]
+fn a_c_plugin_runs_and_keeps_state() {
+    let mut host = host();
+    let info = install(&mut host, alice(), "vowels", plugin("c_vowels"));
+    assert_eq!(info.functions, vec!["count_vowels".to_owned()]);
+    assert_eq!(
+        ok(&mut host, "vowels", "count_vowels", "Internet Computer"),
+        r#"{"count":6,"total":6}"#
+    );
+    assert_eq!(
+        ok(&mut host, "vowels", "count_vowels", "aeiou"),
+        r#"{"count":5,"total":11}"#
+    );
+}
+
+#[test]
+fn dao_voting_decides_and_migrates_to_v2() {
+    let mut host = host();
+    let mut args = install_args("dao", plugin("dao_voting"));
+    args.config = Some(vec![("rule".into(), "quadratic".into())]);
+    host.install(alice(), args)
+        .expect("message")
+        .expect("install");
+    let ballots = r#"{"proposal":"p","total_supply":1000,"ballots":[
+        {"voter":"a","weight":400,"choice":"yes"},{"voter":"b","weight":100,"choice":"no"},
+        {"voter":"c","weight":81,"choice":"no"}]}"#;
+    let decision = ok(&mut host, "dao", "decide", ballots);
+    assert!(decision.contains(r#""outcome":"passed""#), "{decision}");
+    assert!(decision.contains(r#""yes":20.0"#), "{decision}");
+    match err(
+        &mut host,
+        "dao",
+        "decide",
+        r#"{"ballots":[{"voter":"a","weight":-1,"choice":"yes"}]}"#,
+    ) {
+        InvokeError::PluginError { message, .. } => {
+            assert!(message.contains("invalid weight"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ok(&mut host, "dao", "stats", ""),
+        r#"{"version":1,"decisions":1}"#
+    );
+
+    host.upgrade_plugin(
+        alice(),
+        UpgradePluginArgs {
+            name: "dao".into(),
+            wasm: ByteBuf::from(plugin("dao_voting_v2")),
+            migration: Some("migrate".into()),
+        },
+    )
+    .expect("message")
+    .expect("upgrade to v2");
+    assert_eq!(
+        ok(&mut host, "dao", "stats", ""),
+        r#"{"version":2,"decisions":1}"#
+    );
+    ok(&mut host, "dao", "decide", ballots);
+    assert_eq!(
+        ok(&mut host, "dao", "stats", ""),
+        r#"{"version":2,"decisions":2}"#
+    );
+}
+
+#[test]
+fn the_nft_belongs_to_its_minter_and_evolves() {
+    let mut host = host();
+    install(&mut host, alice(), "creature", plugin("nft"));
+    let minted = ok(&mut host, "creature", "mint", "");
+    assert!(minted.contains(r#""level":1"#), "{minted}");
+    assert!(matches!(
+        err(&mut host, "creature", "mint", ""),
+        InvokeError::PluginError { .. }
+    ));
+    for _ in 0..3 {
+        ok(&mut host, "creature", "play", "");
+    }
+    let refused = call(&mut host, bob(), "creature", "feed", "").expect_err("not the owner");
+    assert!(matches!(refused.error, InvokeError::PluginError { .. }));
+    host.upgrade_canister(&canister_wasm(), None, admin())
+        .expect("canister upgrade");
+    let metadata = ok(&mut host, "creature", "metadata", "");
+    assert!(metadata.contains(r#""level":2"#), "{metadata}");
+    assert!(ok(&mut host, "creature", "image", "").starts_with("<svg"));
+}

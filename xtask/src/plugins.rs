@@ -1,7 +1,8 @@
 //! Builds the example plugins from source into `target/plugins/<name>.wasm`.
 //!
 //! The Rust plugins are a cargo workspace of their own (`plugins/`, target wasm32 set in its
-//! `.cargo/config.toml`). The hostile plugins are WAT text that the tests parse directly.
+//! `.cargo/config.toml`). The C plugin is built with clang and wasm-ld (Debian's `clang` and `lld`,
+//! installed here when missing). The hostile plugins are WAT text that the tests parse directly.
 
 use std::fs;
 use std::path::Path;
@@ -33,11 +34,47 @@ pub fn build(root: &Path) -> Result<(), String> {
         let built = plugins.join(format!("target/wasm32-unknown-unknown/release/{name}.wasm"));
         let target = out.join(format!("{name}.wasm"));
         fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
-        let size = fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-        eprintln!(
-            "xtask: plugin {name:<14} {size:>7} bytes -> {}",
-            target.display()
-        );
+        report(name, &target);
     }
+    build_c(root, &out)
+}
+
+/// Builds `plugins/c/vowels.c` into `c_vowels.wasm`.
+fn build_c(root: &Path, out: &Path) -> Result<(), String> {
+    ensure_c_toolchain()?;
+    let target = out.join("c_vowels.wasm");
+    run(Command::new("clang")
+        .current_dir(root.join("plugins/c"))
+        .args([
+            "--target=wasm32-unknown-unknown",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-o",
+        ])
+        .arg(&target)
+        .arg("vowels.c"))?;
+    report("c_vowels", &target);
     Ok(())
+}
+
+/// Installs clang and wasm-ld from Debian's packages when they are missing.
+fn ensure_c_toolchain() -> Result<(), String> {
+    let present = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if present("clang") && present("wasm-ld") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing clang and lld (Debian packages) for the C plugin");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "clang", "lld"])).map_err(|e| {
+        format!("{e}\n(the C plugin needs clang and wasm-ld: install `clang` and `lld`)")
+    })
+}
+
+fn report(name: &str, path: &Path) {
+    let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask: plugin {name:<14} {size:>7} bytes -> {}",
+        path.display()
+    );
 }
