@@ -40,8 +40,8 @@ use wasmi::{
 use crate::abi::{AbiLimits, CallState, HostState, HostTrap};
 pub use crate::abi::{ENV, IMPORTS, USER};
 pub use crate::error::{InstallError, InvokeError, InvokeFailure, LimitExceeded, ManageError};
-use crate::store::{CHUNK_BYTES, PluginRecord, SavedGlobal, Store};
-pub use crate::store::{LAYOUT_VERSION, StableMemories};
+use crate::store::{CHUNK_BYTES, SavedGlobal, Store};
+pub use crate::store::{LAYOUT_VERSION, PluginInfo, StableMemories};
 
 /// IC instructions used so far by the current message (`ic0.performance_counter(0)`).
 pub trait InstructionMeter {
@@ -203,60 +203,6 @@ pub struct UpgradePluginRequest<'a> {
     pub migration: Option<&'a str>,
 }
 
-/// Everything a user needs to know about a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// Name.
-    pub name: String,
-    /// Owner principal bytes.
-    pub owner: Vec<u8>,
-    /// sha256 of the module.
-    pub code_sha256: [u8; 32],
-    /// Module size.
-    pub code_size: u64,
-    /// Plugin functions.
-    pub functions: Vec<String>,
-    /// Current memory (64 KiB pages).
-    pub memory_pages: u32,
-    /// Declared maximum memory.
-    pub max_memory_pages: Option<u32>,
-    /// Default fuel per call.
-    pub fuel_limit: u64,
-    /// Committed calls.
-    pub calls: u64,
-    /// Fuel used by committed calls.
-    pub fuel_used_total: u64,
-    /// Install time (ns).
-    pub installed_at_ns: u64,
-    /// Last change of code, config or policy (ns).
-    pub updated_at_ns: u64,
-    /// Who may invoke.
-    pub invoke_policy: InvokePolicy,
-    /// Config.
-    pub config: BTreeMap<String, String>,
-}
-
-impl From<PluginRecord> for PluginInfo {
-    fn from(r: PluginRecord) -> Self {
-        Self {
-            name: r.name,
-            owner: r.owner,
-            code_sha256: r.code_sha256,
-            code_size: r.code_size,
-            functions: r.functions,
-            memory_pages: r.memory_pages,
-            max_memory_pages: r.max_memory_pages,
-            fuel_limit: r.fuel_limit,
-            calls: r.calls,
-            fuel_used_total: r.fuel_used_total,
-            installed_at_ns: r.installed_at_ns,
-            updated_at_ns: r.updated_at_ns,
-            invoke_policy: r.invoke_policy,
-            config: r.config,
-        }
-    }
-}
-
 /// A compiled module and what the engine needs to save and restore its instances.
 struct CompiledModule {
     module: Module,
@@ -325,10 +271,7 @@ impl<M: Memory> Engine<M> {
 
     /// One plugin.
     pub fn get(&self, name: &str) -> Option<PluginInfo> {
-        self.store
-            .plugins
-            .get(&name.to_owned())
-            .map(PluginInfo::from)
+        self.store.plugins.get(&name.to_owned())
     }
 
     /// The owner and invoke policy of a plugin (what the canister needs to authorise a call).
@@ -355,7 +298,7 @@ impl<M: Memory> Engine<M> {
             .plugins
             .range((start, Unbounded))
             .take(limit.saturating_add(1))
-            .map(|entry| PluginInfo::from(entry.value()))
+            .map(|entry| entry.value())
             .collect();
         let next = if page.len() > limit {
             page.truncate(limit);
@@ -393,7 +336,7 @@ impl<M: Memory> Engine<M> {
             .map_err(|reason| InstallError::InstantiationFailed { reason })?;
 
         let id = self.store.next_id();
-        let record = PluginRecord {
+        let record = PluginInfo {
             id,
             name: req.name.to_owned(),
             owner: req.owner,
@@ -419,7 +362,7 @@ impl<M: Memory> Engine<M> {
             .plugins
             .insert(record.name.clone(), record.clone());
         self.insert_warm(record.name.clone(), warm);
-        Ok(record.into())
+        Ok(record)
     }
 
     /// Runs one plugin function.
@@ -670,14 +613,14 @@ impl<M: Memory> Engine<M> {
             .insert(record.name.clone(), record.clone());
         self.warm.remove(req.name);
         self.insert_warm(record.name.clone(), warm);
-        Ok(record.into())
+        Ok(record)
     }
 
     fn update_record(
         &mut self,
         name: &str,
         now_ns: u64,
-        change: impl FnOnce(&mut PluginRecord),
+        change: impl FnOnce(&mut PluginInfo),
     ) -> Result<PluginInfo, ManageError> {
         let mut record =
             self.store
@@ -689,7 +632,7 @@ impl<M: Memory> Engine<M> {
         change(&mut record);
         record.updated_at_ns = now_ns;
         self.store.plugins.insert(name.to_owned(), record.clone());
-        Ok(record.into())
+        Ok(record)
     }
 
     fn abi_limits(&self) -> AbiLimits {
@@ -801,7 +744,7 @@ impl<M: Memory> Engine<M> {
     }
 
     /// Makes sure the plugin has a live instance, rebuilding it from stable memory if needed.
-    fn warm_up(&mut self, record: &PluginRecord) -> Result<(), String> {
+    fn warm_up(&mut self, record: &PluginInfo) -> Result<(), String> {
         let now = self.tick();
         if let Some(warm) = self.warm.get_mut(&record.name) {
             warm.last_used = now;
@@ -948,7 +891,7 @@ impl Warm {
     }
 
     /// Replaces a fresh instance's state with the plugin's stored state.
-    fn restore(&mut self, store: &Store<impl Memory>, record: &PluginRecord) -> Result<(), String> {
+    fn restore(&mut self, store: &Store<impl Memory>, record: &PluginInfo) -> Result<(), String> {
         if let Some(memory) = self.memory {
             let current = memory.size(&self.store);
             let wanted = u64::from(record.memory_pages);
@@ -1087,7 +1030,7 @@ fn instantiation_message(store: &wasmi::Store<HostState>, e: wasmi::Error) -> St
 }
 
 /// The deterministic per-call seed: not secret (anyone can compute it from public facts).
-fn seed(record: &PluginRecord, caller: &[u8], now_ns: u64) -> [u8; 32] {
+fn seed(record: &PluginInfo, caller: &[u8], now_ns: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(record.name.as_bytes());
     h.update(record.calls.to_le_bytes());

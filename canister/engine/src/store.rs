@@ -4,14 +4,14 @@
 //!
 //! ```text
 //! meta       StableCell   "PLGE" | layout version u32 LE | next plugin id u64 LE
-//! plugins    BTreeMap     name (String)            -> PluginRecord (see `encode_record`)
+//! plugins    BTreeMap     name (String)            -> PluginInfo (see `encode_record`)
 //! code       BTreeMap     sha256 [u8; 32]          -> module bytes, as uploaded
 //! code_refs  BTreeMap     sha256 [u8; 32]          -> number of plugins using the code (u64)
 //! pages      BTreeMap     (plugin id u64, chunk u32) -> 4 KiB of linear memory (absent = zeros)
 //! globals    BTreeMap     plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
 //! vars       BTreeMap     plugin id u64 BE ++ key (utf-8) -> value bytes
 //!
-//! PluginRecord: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
+//! PluginInfo: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
 //!   code size u64 | functions: u32 n, n × str | memory pages u32 | max pages: u8 flag, u32 |
 //!   fuel limit u64 | calls u64 | fuel used total u64 | installed at u64 | updated at u64 |
 //!   invoke policy: u8 tag (0 public, 1 owner only, 2 allow-list: u32 n, n × bytes) |
@@ -51,9 +51,9 @@ pub struct StableMemories<M> {
     pub vars: M,
 }
 
-/// What the engine stores about an installed plugin.
+/// Everything the engine keeps about an installed plugin (its state aside), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginRecord {
+pub struct PluginInfo {
     /// Internal id, never reused; keys the plugin's memory, globals and vars.
     pub id: u64,
     /// The plugin's name.
@@ -89,7 +89,7 @@ pub struct PluginRecord {
 /// The engine's stable structures.
 pub struct Store<M: Memory> {
     meta: StableCell<Meta, M>,
-    pub(crate) plugins: StableBTreeMap<String, PluginRecord, M>,
+    pub(crate) plugins: StableBTreeMap<String, PluginInfo, M>,
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
     pages: StableBTreeMap<(u64, u32), Vec<u8>, M>,
@@ -312,7 +312,7 @@ impl Storable for Meta {
     };
 }
 
-impl Storable for PluginRecord {
+impl Storable for PluginInfo {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
         Cow::Owned(encode_record(self))
     }
@@ -329,7 +329,7 @@ impl Storable for PluginRecord {
 }
 
 /// The record's stable encoding (see the module docs).
-pub fn encode_record(r: &PluginRecord) -> Vec<u8> {
+pub fn encode_record(r: &PluginInfo) -> Vec<u8> {
     let mut w = Writer::default();
     w.u8(1);
     w.u64(r.id);
@@ -369,7 +369,7 @@ pub fn encode_record(r: &PluginRecord) -> Vec<u8> {
 }
 
 /// Decodes [`encode_record`]'s output. Panics on bytes it did not write (a broken invariant).
-pub fn decode_record(bytes: &[u8]) -> PluginRecord {
+pub fn decode_record(bytes: &[u8]) -> PluginInfo {
     let mut r = Reader(bytes);
     assert_eq!(r.u8(), 1, "unknown plugin record version");
     let id = r.u64();
@@ -393,7 +393,7 @@ pub fn decode_record(bytes: &[u8]) -> PluginRecord {
         _ => InvokePolicy::AllowList((0..r.u32()).map(|_| r.bytes().to_vec()).collect()),
     };
     let config = (0..r.u32()).map(|_| (r.string(), r.string())).collect();
-    PluginRecord {
+    PluginInfo {
         id,
         name,
         owner,

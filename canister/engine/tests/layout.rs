@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use plugin_engine::InvokePolicy;
-use plugin_engine::store::{LAYOUT_VERSION, PluginRecord, decode_record, encode_record};
+use plugin_engine::store::{LAYOUT_VERSION, PluginInfo, decode_record, encode_record};
 
-fn record() -> PluginRecord {
-    PluginRecord {
+fn record() -> PluginInfo {
+    PluginInfo {
         id: 7,
         name: "dao-voting".into(),
         owner: vec![0xAA; 29],
