@@ -237,7 +237,7 @@ pub struct Engine<M: Memory> {
 enum RunError {
     Wasm(wasmi::Error),
     OutOfFuel,
-    InstructionLimit(u64),
+    InstructionLimit { instructions: u64, limit: u64 },
 }
 
 impl<M: Memory> Engine<M> {
@@ -549,12 +549,15 @@ impl<M: Memory> Engine<M> {
         let mut fuel_used_by_migration = 0;
         if let Some(migration) = req.migration {
             let fuel = record.fuel_limit;
-            warm.store
-                .data_mut()
-                .begin_call(CallState::default(), &[])
-                .map_err(|t| InstallError::InstantiationFailed {
+            let call = CallState {
+                time_ns: now_ns,
+                ..CallState::default()
+            };
+            warm.store.data_mut().begin_call(call, &[]).map_err(|t| {
+                InstallError::InstantiationFailed {
                     reason: t.to_string(),
-                })?;
+                }
+            })?;
             let func = warm
                 .instance
                 .get_func(&warm.store, migration)
@@ -961,7 +964,13 @@ fn run_sliced(
                 }
                 let instructions = meter.instructions().saturating_sub(start);
                 if instructions > instruction_budget {
-                    return (Err(RunError::InstructionLimit(instructions)), fuel_used);
+                    return (
+                        Err(RunError::InstructionLimit {
+                            instructions,
+                            limit: instruction_budget,
+                        }),
+                        fuel_used,
+                    );
                 }
                 let slice = fuel_slice.max(out.required_fuel()).min(remaining);
                 let left = store.get_fuel().unwrap_or(0);
@@ -989,9 +998,12 @@ fn run_error(error: RunError, fuel_used: u64, fuel_limit: u64) -> InvokeError {
             fuel_used,
             fuel_limit,
         },
-        RunError::InstructionLimit(instructions) => InvokeError::InstructionLimit {
+        RunError::InstructionLimit {
             instructions,
-            limit: instructions,
+            limit,
+        } => InvokeError::InstructionLimit {
+            instructions,
+            limit,
         },
         RunError::Wasm(e) => {
             if let Some(trap) = e.downcast_ref::<HostTrap>() {
