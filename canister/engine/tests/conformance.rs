@@ -1,0 +1,147 @@
+//! Conformance with real plugins built from `plugins/` by `cargo xtask build-plugins` (which
+//! `cargo xtask test` runs first): an unmodified extism-pdk plugin and a C plugin, natively.
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ic_stable_structures::VectorMemory;
+use plugin_engine::{
+    Engine, InstallRequest, InstructionMeter, InvokeError, InvokeFailure, InvokeOutcome,
+    InvokePolicy, InvokeRequest, Limits, StableMemories,
+};
+
+struct NoMeter;
+
+impl InstructionMeter for NoMeter {
+    fn instructions(&self) -> u64 {
+        0
+    }
+}
+
+fn built(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/plugins")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): run `cargo xtask build-plugins` (`cargo xtask test` does)",
+            path.display()
+        )
+    })
+}
+
+fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<VectorMemory> {
+    let m = VectorMemory::default;
+    let mut engine = Engine::init(
+        StableMemories {
+            meta: m(),
+            plugins: m(),
+            code: m(),
+            code_refs: m(),
+            pages: m(),
+            globals: m(),
+            vars: m(),
+        },
+        Limits::default(),
+    );
+    let wasm = built(plugin);
+    let request = InstallRequest {
+        name,
+        wasm: &wasm,
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        owner: b"owner".to_vec(),
+        invoke_policy: InvokePolicy::Public,
+        fuel_limit: None,
+    };
+    engine.install(request, 0, &NoMeter).expect("installs");
+    engine
+}
+
+fn call(
+    engine: &mut Engine<VectorMemory>,
+    plugin: &str,
+    function: &str,
+    input: &str,
+) -> Result<InvokeOutcome, InvokeFailure> {
+    engine.invoke(
+        InvokeRequest {
+            plugin,
+            function,
+            input: input.as_bytes(),
+            fuel: None,
+            caller: b"caller",
+            now_ns: 1,
+            commit: true,
+            logs: true,
+        },
+        &NoMeter,
+    )
+}
+
+#[track_caller]
+fn text(result: Result<InvokeOutcome, InvokeFailure>) -> String {
+    String::from_utf8(result.expect("call succeeds").output).expect("utf-8")
+}
+
+#[test]
+fn extism_pdk_input_output_vars_and_error_path() {
+    let mut e = engine_with("counter", "counter", &[]);
+    assert_eq!(text(call(&mut e, "counter", "increment", "41")), "41");
+    assert_eq!(text(call(&mut e, "counter", "increment", "")), "42");
+    assert_eq!(text(call(&mut e, "counter", "put", "colour=blue")), "blue");
+    assert_eq!(text(call(&mut e, "counter", "get_key", "colour")), "blue");
+    match call(&mut e, "counter", "increment", "many").map_err(|f| f.error) {
+        Err(InvokeError::PluginError { message, .. }) => {
+            assert!(message.contains("not a number"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match call(&mut e, "counter", "fail_after_increment", "").map_err(|f| f.error) {
+        Err(InvokeError::PluginError { message, .. }) => {
+            assert!(message.contains("failing on purpose"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(text(call(&mut e, "counter", "get", "")), "42");
+}
+
+#[test]
+fn extism_pdk_config() {
+    let mut e = engine_with("dao", "dao_voting", &[("rule", "nonsense")]);
+    match call(&mut e, "dao", "decide", r#"{"ballots":[]}"#).map_err(|f| f.error) {
+        Err(InvokeError::PluginError { message, .. }) => {
+            assert!(message.contains("unknown rule"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut e = engine_with("dao", "dao_voting", &[("rule", "quadratic")]);
+    let ballots = r#"{"ballots":[{"voter":"a","weight":9,"choice":"yes"},{"voter":"b","weight":16,"choice":"no"}]}"#;
+    let decision = text(call(&mut e, "dao", "decide", ballots));
+    assert!(
+        decision.contains(r#""yes":3.0"#) && decision.contains(r#""no":4.0"#),
+        "{decision}"
+    );
+}
+
+#[test]
+fn ic_host_functions_through_the_kit() {
+    let mut e = engine_with("nft", "nft", &[]);
+    let minted = text(call(&mut e, "nft", "mint", ""));
+    // The owner is the caller's bytes in hex ("caller"), the birth time the IC time.
+    assert!(minted.contains(r#""owner":"63616c6c6572""#), "{minted}");
+    assert!(minted.contains(r#""born_ns":1"#), "{minted}");
+}
+
+#[test]
+fn a_c_plugin_without_a_pdk() {
+    let mut e = engine_with("vowels", "c_vowels", &[]);
+    assert_eq!(
+        text(call(&mut e, "vowels", "count_vowels", "Extism")),
+        r#"{"count":2,"total":2}"#
+    );
+}
