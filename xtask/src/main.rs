@@ -6,8 +6,9 @@
 mod canister;
 mod plugins;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -48,28 +49,76 @@ fn build(root: &Path) -> Result<(), String> {
 }
 
 /// Runs the whole test suite in release mode, so wasmtime and wasmi are built once for tests,
-/// the CLI and the benchmarks alike.
+/// the CLI and the benchmarks alike; ends with one line totalling every test binary's results.
 fn test(root: &Path) -> Result<(), String> {
-    run(Command::new("cargo")
-        .current_dir(root)
-        .args(["test", "--release", "--workspace"]))?;
+    let mut totals = TestTotals::default();
+    totals.run(Command::new("cargo").current_dir(root).args([
+        "test",
+        "--release",
+        "--workspace",
+    ]))?;
     // The plugins' own logic (vote counting), natively.
-    run(Command::new("cargo")
-        .current_dir(root.join("plugins"))
-        .args([
-            "test",
-            "--release",
-            "--locked",
-            "--package",
-            "dao_voting",
-            "--target",
-            HOST_TARGET,
-        ]))?;
+    totals.run(
+        Command::new("cargo")
+            .current_dir(root.join("plugins"))
+            .args([
+                "test",
+                "--release",
+                "--locked",
+                "--package",
+                "dao_voting",
+                "--target",
+                HOST_TARGET,
+            ]),
+    )?;
     eprintln!(
         "xtask: PocketIC tests skipped: there are none yet, and no POCKET_IC_BIN server can be \
          had here; every end-to-end test runs in the local canister runtime"
     );
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     Ok(())
+}
+
+/// Passed and failed tests summed over `cargo test` runs.
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestTotals {
+    /// Runs `cargo test`, echoing its output and adding up its `test result:` lines.
+    fn run(&mut self, command: &mut Command) -> Result<(), String> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading test output: {e}"))?;
+            println!("{line}");
+            if let Some(result) = line.strip_prefix("test result: ") {
+                self.passed += count(result, " passed");
+                self.failed += count(result, " failed");
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{command:?} failed with {status}"))
+        }
+    }
+}
+
+/// The number before `what` in a `test result:` line (`ok. 5 passed; 0 failed; ...`).
+fn count(result: &str, what: &str) -> u64 {
+    result
+        .split(';')
+        .find_map(|part| part.trim().strip_suffix(what.trim_start()).map(str::trim))
+        .and_then(|n| n.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The machine's own target, for the plugins' native unit tests.
@@ -114,4 +163,17 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the repository root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn reads_cargo_test_result_lines() {
+        let line = "ok. 13 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
+        assert_eq!(count(line, " passed"), 13);
+        assert_eq!(count(line, " failed"), 2);
+        assert_eq!(count("FAILED. 1 passed; 1 failed; 0 ignored", " passed"), 1);
+    }
 }
