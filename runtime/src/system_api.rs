@@ -490,24 +490,17 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
             )
         },
     )?;
-    l.func_wrap(
-        "ic0",
+    // Cycles are never charged here, so the whole balance is liquid.
+    for name in [
         "canister_cycle_balance128",
-        |mut c: C<'_>, dst: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, 16)?;
-            let cycles = c.data().cycles;
-            write_u128(&mut c, dst as u32, cycles)
-        },
-    )?;
-    l.func_wrap(
-        "ic0",
         "canister_liquid_cycle_balance128",
-        |mut c: C<'_>, dst: i32| -> R<()> {
+    ] {
+        l.func_wrap("ic0", name, |mut c: C<'_>, dst: i32| -> R<()> {
             charge(&mut c, cost::API_DEFAULT, 16)?;
             let cycles = c.data().cycles;
             write_u128(&mut c, dst as u32, cycles)
-        },
-    )?;
+        })?;
+    }
     l.func_wrap(
         "ic0",
         "msg_cycles_available128",
