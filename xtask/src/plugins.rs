@@ -2,10 +2,13 @@
 //!
 //! The Rust plugins are a cargo workspace of their own (`plugins/`, target wasm32 set in its
 //! `.cargo/config.toml`). The C plugin is built with clang and wasm-ld (Debian's `clang` and `lld`,
-//! installed here when missing). The hostile plugins are WAT text that the tests parse directly.
+//! installed here when missing). The AssemblyScript plugin is an npm project of its own
+//! (`plugins/assemblyscript`: `assemblyscript` and `@extism/as-pdk` pinned by its
+//! `package-lock.json`, installed with `npm ci`). The hostile plugins are WAT text that the tests
+//! parse directly.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{ensure_wasm_target, run};
@@ -36,7 +39,8 @@ pub fn build(root: &Path) -> Result<(), String> {
         fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
         report(name, &target);
     }
-    build_c(root, &out)
+    build_c(root, &out)?;
+    build_assemblyscript(root, &out)
 }
 
 /// Builds `plugins/c/vowels.c` into `c_vowels.wasm`.
@@ -55,6 +59,38 @@ fn build_c(root: &Path, out: &Path) -> Result<(), String> {
         .arg(&target)
         .arg("vowels.c"))?;
     report("c_vowels", &target);
+    Ok(())
+}
+
+/// Builds `plugins/assemblyscript` (`npm run build`, i.e. `asc` with its `asconfig.json`) into
+/// `as_words.wasm`, installing its npm packages first when `node_modules` is missing or older than
+/// `package-lock.json`.
+fn build_assemblyscript(root: &Path, out: &Path) -> Result<(), String> {
+    let project = root.join("plugins/assemblyscript");
+    if Command::new("npm").arg("--version").output().is_err() {
+        return Err(
+            "the AssemblyScript plugin needs npm: install Node.js (https://nodejs.org)".into(),
+        );
+    }
+    let modified = |path: PathBuf| fs::metadata(path).and_then(|m| m.modified()).ok();
+    // npm writes `node_modules/.package-lock.json` at the end of every install.
+    let installed = modified(project.join("node_modules/.package-lock.json"));
+    let locked = modified(project.join("package-lock.json"));
+    if installed.is_none() || installed < locked {
+        eprintln!("xtask: installing the AssemblyScript plugin's npm packages (npm ci)");
+        run(Command::new("npm").current_dir(&project).args([
+            "ci",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+        ]))?;
+    }
+    let target = out.join("as_words.wasm");
+    run(Command::new("npm")
+        .current_dir(&project)
+        .args(["run", "--silent", "build", "--", "--outFile"])
+        .arg(&target))?;
+    report("as_words", &target);
     Ok(())
 }
 
