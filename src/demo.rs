@@ -155,6 +155,35 @@ pub fn run() -> CliResult {
         "plugins inside a canister",
     )?;
 
+    // AssemblyScript with the unmodified `@extism/as-pdk`: config, a var, the plugin's error.
+    let config = vec![("greeting".to_owned(), "Hello".to_owned())];
+    install(
+        &mut host,
+        alice,
+        "as_words",
+        plugin("as_words")?,
+        config,
+        None,
+        None,
+    )?;
+    show(&host, "install as_words (AssemblyScript)", "ok");
+    invoke(&mut host, alice, "as_words", "greet", "Internet Computer")?;
+    invoke(
+        &mut host,
+        alice,
+        "as_words",
+        "count_words",
+        "plugins inside a canister",
+    )?;
+    invoke(
+        &mut host,
+        alice,
+        "as_words",
+        "count_words",
+        "written in AssemblyScript",
+    )?;
+    invoke(&mut host, alice, "as_words", "count_words", "")?;
+
     // A hostile plugin: it loops forever, gets a typed error, and harms nobody.
     let looping = wat_file("plugins/hostile/infinite_loop.wat")?;
     install(
@@ -174,6 +203,7 @@ pub fn run() -> CliResult {
     show(&host, "upgrade canister", "ok");
     invoke(&mut host, alice, "counter", "get", "")?;
     invoke(&mut host, alice, "creature", "metadata", "")?;
+    invoke(&mut host, alice, "as_words", "stats", "")?;
 
     // Plugin upgrade with a state migration.
     let args = UpgradePluginArgs {
