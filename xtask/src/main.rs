@@ -4,6 +4,7 @@
 //! toolchains), so it works on a fresh machine.
 
 mod canister;
+mod examples;
 mod plugins;
 
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,8 @@ use std::process::{Command, ExitCode, Stdio};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  build           build the example plugins and the canister (shrunk, gzipped, with its Candid)
+  build           build the example plugins, the canister (shrunk, gzipped, with its Candid)
+                  and the example DAO canister
   build-canister  build only the canister
   build-plugins   build only the example plugins into target/plugins/
   demo            build, deploy the canister locally, install and invoke the example plugins
@@ -45,7 +47,8 @@ fn main() -> ExitCode {
 
 fn build(root: &Path) -> Result<(), String> {
     plugins::build(root)?;
-    canister::build(root).map(drop)
+    canister::build(root)?;
+    examples::build(root)
 }
 
 /// Runs the whole test suite in release mode, so wasmtime and wasmi are built once for tests,
