@@ -32,6 +32,11 @@ pub fn canister_wasm() -> Vec<u8> {
     built(&repo().join("target/dist/plugin_host.wasm.gz"))
 }
 
+/// The example DAO canister (`examples/dao_canister`), as built by `cargo xtask build`.
+pub fn dao_canister_wasm() -> Vec<u8> {
+    built(&repo().join("target/dist/dao_canister.wasm"))
+}
+
 /// An example plugin built by `cargo xtask build-plugins`.
 pub fn plugin(name: &str) -> Vec<u8> {
     built(&repo().join(format!("target/plugins/{name}.wasm")))
