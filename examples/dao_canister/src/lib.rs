@@ -3,7 +3,9 @@
 //! - `install_voting_module(wasm, rule)` (controllers only) installs the voting module
 //!   (`plugins/dao_voting`) into `plugin_host` with its counting rule as config, and an invoke
 //!   policy that lets only this canister (and `plugin_host`'s admins) run it.
-//! - `decide(proposal)` sends a proposal's ballots to the module and returns its decision.
+//! - `decide(proposal)` sends a proposal's ballots to the module and returns its decision. It is
+//!   open to anyone and each call costs this canister cycles: a real DAO would take the ballots
+//!   from proposals and votes it records itself.
 //!
 //! The init (and upgrade) argument is the `plugin_host` canister's id; its install policy must
 //! let this canister install (e.g. `AllowList` with this canister's id). One `plugin_host` can
