@@ -370,6 +370,16 @@ fn install_refuses_bad_modules_with_the_reason() {
     let junk = engine.install(request("junk", b"not wasm at all"), 1, &meter());
     assert!(matches!(junk, Err(InstallError::InvalidWasm { .. })));
 
+    // The engine compiles lazily, but install validates every function body, called or not.
+    let ill_typed = r#"(module (func (export "run") (result i32) (i32.const 0))
+                               (func (export "never_called") (result i32) (i64.const 1)))"#;
+    match install_err(&mut engine, ill_typed) {
+        InstallError::InvalidWasm { reason } => assert!(reason.contains("type"), "{reason}"),
+        other => panic!("expected InvalidWasm, got {other:?}"),
+    }
+    assert!(engine.get("bad").is_none());
+    assert_eq!(engine.stored_modules(), 0);
+
     match install_err(
         &mut engine,
         r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
