@@ -5,9 +5,12 @@
 //! Nothing here traps on user input: every refusal is a typed `Err`.
 
 pub mod access;
+#[cfg(feature = "bench")]
+mod bench;
 pub mod chunks;
 pub mod convert;
 pub mod memory;
+pub mod reply;
 pub mod state;
 
 use candid::Principal;
@@ -118,25 +121,31 @@ fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError>
 }
 
 /// Runs `function` of `plugin` on `input`; the plugin's state persists if the call succeeds.
-#[ic_cdk::update]
+/// (Like `list` and `get`, it replies itself through `reply::encode`: the same Candid bytes at
+/// a fraction of the cost.)
+#[ic_cdk::update(manual_reply = true)]
 fn invoke(
     plugin: String,
     function: String,
     input: ByteBuf,
     options: Option<InvokeOptions>,
 ) -> Result<InvokeReply, InvokeFailure> {
-    invoke_with(plugin, function, input, options, true)
+    let result = invoke_with(plugin, function, input, options, true);
+    ic_cdk::api::msg_reply(reply::encode(&result));
+    result
 }
 
 /// The same as `invoke`, as a query: a free dry run on the current state that commits nothing.
-#[ic_cdk::query]
+#[ic_cdk::query(manual_reply = true)]
 fn invoke_query(
     plugin: String,
     function: String,
     input: ByteBuf,
     options: Option<InvokeOptions>,
 ) -> Result<InvokeReply, InvokeFailure> {
-    invoke_with(plugin, function, input, options, false)
+    let result = invoke_with(plugin, function, input, options, false);
+    ic_cdk::api::msg_reply(reply::encode(&result));
+    result
 }
 
 fn invoke_with(
@@ -167,20 +176,24 @@ fn invoke_with(
 }
 
 /// Installed plugins in name order, a page at a time.
-#[ic_cdk::query]
+#[ic_cdk::query(manual_reply = true)]
 fn list(args: ListArgs) -> ListPage {
     let limit = args.limit.unwrap_or(MAX_LIST_PAGE).min(MAX_LIST_PAGE) as usize;
     let (plugins, next) = state::read(|s| s.engine.list(args.start_after.as_deref(), limit));
-    ListPage {
+    let page = ListPage {
         plugins: plugins.into_iter().map(convert::plugin_info).collect(),
         next,
-    }
+    };
+    ic_cdk::api::msg_reply(reply::encode(&page));
+    page
 }
 
 /// One plugin, if installed.
-#[ic_cdk::query]
+#[ic_cdk::query(manual_reply = true)]
 fn get(name: String) -> Option<PluginInfo> {
-    state::read(|s| s.engine.get(&name)).map(convert::plugin_info)
+    let info = state::read(|s| s.engine.get(&name)).map(convert::plugin_info);
+    ic_cdk::api::msg_reply(reply::encode(&info));
+    info
 }
 
 /// Removes a plugin and its state; its code goes when no other plugin uses it.
@@ -264,6 +277,8 @@ fn whoami() -> Principal {
 mod interface {
     #![allow(missing_docs)]
     use super::*;
+    #[cfg(feature = "bench")]
+    use crate::bench::NativeRun;
     ic_cdk::export_candid!();
 
     #[cfg(test)]
