@@ -5,3 +5,16 @@
 pub mod candid_text;
 pub mod client;
 pub mod identity;
+
+/// `1234567` as `1,234,567`: how instruction counts are printed.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -17,6 +17,7 @@ use plugin_host_api::{
 };
 use plugin_host_local::candid_text::Interface;
 use plugin_host_local::client::{CallKind, PluginHost};
+pub(crate) use plugin_host_local::group_digits;
 use plugin_host_local::identity::{self, DEFAULT_IDENTITY};
 
 /// The canister module `deploy` uses unless told otherwise (built by `cargo xtask build`).
@@ -470,19 +471,6 @@ pub(crate) fn report_instructions(host: &PluginHost, what: &str) {
         "[{what}: {} instructions (local estimate of the replica's count)]",
         group_digits(host.last_instructions())
     );
-}
-
-/// `1234567` as `1,234,567`.
-pub(crate) fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn print_logs(logs: &[LogEntry]) {

@@ -1,9 +1,9 @@
 //! Builds the `plugin_host` canister: compile to wasm32 with the `canister` profile, embed the
 //! Candid interface as `candid:service` metadata, shrink with ic-wasm, gzip.
 //!
-//! Outputs in `target/dist/`: `plugin_host.wasm` (shrunk, with metadata) and
-//! `plugin_host.wasm.gz` (what gets deployed). (`target/canister/` is cargo's own directory for
-//! the `canister` profile.)
+//! Outputs in `target/dist/`: `plugin_host.raw.wasm` (as compiled), `plugin_host.wasm` (shrunk,
+//! with metadata) and `plugin_host.wasm.gz` (what gets deployed); the bench build likewise as
+//! `plugin_host_bench.*`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,30 +19,12 @@ const HIDDEN_ENDPOINTS: &str = "canister_init\ncanister_post_upgrade\nget_candid
 
 /// Builds the canister and returns the path of the gzipped module.
 pub fn build(root: &Path) -> Result<PathBuf, String> {
-    ensure_wasm_target(root)?;
-    eprintln!("xtask: building the plugin_host canister (wasm32, profile `canister`)");
-    run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "--quiet",
-        "--package",
-        "plugin_host",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "canister",
-    ]))?;
-    let raw = root.join("target/wasm32-unknown-unknown/canister/plugin_host.wasm");
+    let raw = compile(root, &[])?;
     let out_dir = root.join("target/dist");
-    fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {out_dir:?}: {e}"))?;
     let wasm = out_dir.join("plugin_host.wasm");
     let did = root.join("canister/plugin_host/plugin_host.did");
 
-    let ic_wasm = ic_wasm(root)?;
-    run(Command::new(&ic_wasm)
-        .arg(&raw)
-        .arg("-o")
-        .arg(&wasm)
-        .arg("shrink"))?;
+    let ic_wasm = shrink(root, &raw, &wasm)?;
     run(Command::new(&ic_wasm)
         .arg(&wasm)
         .arg("-o")
@@ -65,16 +47,72 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
         .arg("--hidden")
         .arg(&hidden))?;
 
-    let gz = out_dir.join("plugin_host.wasm.gz");
+    gzip(&raw, &wasm)
+}
+
+/// Builds the bench build of the canister (feature `bench`: the native kernels of benchmark P1)
+/// into `target/dist/plugin_host_bench.wasm.gz`. Never deployed, so it carries no Candid metadata.
+pub fn build_bench(root: &Path) -> Result<PathBuf, String> {
+    let raw = compile(root, &["--features", "bench"])?;
+    let wasm = root.join("target/dist/plugin_host_bench.wasm");
+    shrink(root, &raw, &wasm)?;
+    gzip(&raw, &wasm)
+}
+
+/// Compiles the canister crate to wasm32 with the `canister` profile; returns the raw module,
+/// copied out of cargo's directory (builds with other features write the same file).
+fn compile(root: &Path, features: &[&str]) -> Result<PathBuf, String> {
+    ensure_wasm_target(root)?;
+    eprintln!("xtask: building the plugin_host canister (wasm32, profile `canister`) {features:?}");
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "plugin_host",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "canister",
+        ])
+        .args(features))?;
+    let built = root.join("target/wasm32-unknown-unknown/canister/plugin_host.wasm");
+    let out_dir = root.join("target/dist");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {out_dir:?}: {e}"))?;
+    let name = if features.is_empty() {
+        "plugin_host"
+    } else {
+        "plugin_host_bench"
+    };
+    let raw = out_dir.join(format!("{name}.raw.wasm"));
+    fs::copy(&built, &raw).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
+    Ok(raw)
+}
+
+/// Shrinks `raw` into `wasm` with ic-wasm; returns the ic-wasm binary for further steps.
+fn shrink(root: &Path, raw: &Path, wasm: &Path) -> Result<PathBuf, String> {
+    let ic_wasm = ic_wasm(root)?;
+    run(Command::new(&ic_wasm)
+        .arg(raw)
+        .arg("-o")
+        .arg(wasm)
+        .arg("shrink"))?;
+    Ok(ic_wasm)
+}
+
+/// Gzips `wasm` next to itself (`.wasm.gz`), reports the three sizes, returns the gzipped path.
+fn gzip(raw: &Path, wasm: &Path) -> Result<PathBuf, String> {
+    let gz = wasm.with_extension("wasm.gz");
     let gz_file = fs::File::create(&gz).map_err(|e| format!("cannot create {gz:?}: {e}"))?;
     run(Command::new("gzip")
         .args(["-9", "-n", "-c"])
-        .arg(&wasm)
+        .arg(wasm)
         .stdout(gz_file))?;
     eprintln!(
         "xtask: canister {} bytes raw, {} shrunk, {} gzipped -> {}",
-        size(&raw),
-        size(&wasm),
+        size(raw),
+        size(wasm),
         size(&gz),
         gz.display()
     );

@@ -1,4 +1,4 @@
-//! Project automation (`cargo xtask <command>`): build, demo, test.
+//! Project automation (`cargo xtask <command>`): build, demo, test, bench.
 //!
 //! Every command installs what it needs first (the wasm target, the ic-wasm tool, the plugin
 //! toolchains), so it works on a fresh machine.
@@ -19,7 +19,10 @@ commands:
   build-canister  build only the canister
   build-plugins   build only the example plugins into target/plugins/
   demo            build, deploy the canister locally, install and invoke the example plugins
-  test            build, then run every test (the command CI runs)";
+  test            build, then run every test (the command CI runs)
+  bench [--save | P1 … P7]
+                  build (with the bench build of the canister), then run the instruction
+                  benchmarks: all of them (--save writes benches/results.tsv) or those parts";
 
 fn main() -> ExitCode {
     let root = repo_root();
@@ -30,6 +33,9 @@ fn main() -> ExitCode {
         "build-plugins" => plugins::build(&root),
         "demo" => build(&root).and_then(|()| demo(&root)),
         "test" => build(&root).and_then(|()| test(&root)),
+        "bench" => build(&root)
+            .and_then(|()| canister::build_bench(&root))
+            .and_then(|_| bench(&root)),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -161,6 +167,15 @@ fn count(result: &str, what: &str) -> u64 {
 
 /// The machine's own target, for the plugins' native unit tests.
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
+
+/// Runs `benches/instructions.rs` (release build, shared with the tests) with this command's
+/// arguments (`--save`, or the parts to run, e.g. `P2 P5`).
+fn bench(root: &Path) -> Result<(), String> {
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "--quiet", "--bench", "instructions", "--"])
+        .args(std::env::args().skip(2)))
+}
 
 /// Deploys the freshly built canister into a scratch state directory and drives it with the
 /// `plugin-host` CLI, exactly as a user would.

@@ -14,7 +14,7 @@ use std::process::Command;
 use crate::{ensure_wasm_target, run};
 
 /// The Rust plugins: the crate names in `plugins/Cargo.toml`, one `.wasm` each.
-const RUST_PLUGINS: &[&str] = &["counter", "dao_voting", "dao_voting_v2", "nft"];
+const RUST_PLUGINS: &[&str] = &["counter", "dao_voting", "dao_voting_v2", "nft", "kernels"];
 
 /// Builds every plugin into `target/plugins/`.
 pub fn build(root: &Path) -> Result<(), String> {

@@ -1,0 +1,572 @@
+//! `cargo xtask bench`: what plugin_host costs, in IC instructions (the local runtime's estimates
+//! of the replica's counts), always against a baseline measured in the same run.
+//!
+//! Every figure is printed in one table with its goal (issue 7) and compared with the committed
+//! results in `benches/results.tsv`: a figure more than 5% worse is flagged and the run fails.
+//! `--save` writes the new figures there instead. The figures are explained in `benches/README.md`.
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candid::{CandidType, Deserialize, Principal};
+use plugin_host_api::{
+    ByteBuf, InitArgs, InstallArgs, InstallChunkedArgs, InstallPolicy, InvokeOptions, ListArgs,
+};
+use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::group_digits;
+use plugin_host_local::identity;
+use sha2::{Digest, Sha256};
+
+/// The kernels of P1, with the size each runs at (the same list as `bench_kernels::KERNELS`).
+const KERNELS: &[(&str, u64)] = &[
+    ("int_loop", 1_000_000),
+    ("fibonacci", 2_000_000),
+    ("sort", 50_000),
+    ("sha256", 128 * 1024),
+    ("mem_copy_compare", 256 * 1024),
+    ("json_parse", 2_000),
+];
+
+/// Most fuel a call may have: the kernels need more than the default.
+const KERNEL_FUEL: u64 = 1_000_000_000;
+
+/// A figure regresses when it is this much worse than the committed one.
+const TOLERANCE: f64 = 0.05;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let save = args.iter().any(|a| a == "--save");
+    // `cargo xtask bench P2 P5` runs only those parts (and saves nothing).
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with('P'))
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut bench = Bench::default();
+    let parts: [(&str, fn(&mut Bench, &Path)); 7] = [
+        ("P1", Bench::p1_interpretation_ratio),
+        ("P2", Bench::p2_warm_invoke),
+        ("P3", Bench::p3_cold_invoke),
+        ("P4", Bench::p4_install),
+        ("P5", Bench::p5_durable_state),
+        ("P6", Bench::p6_scale),
+        ("P7", Bench::p7_canister_size),
+    ];
+    for (part, run) in parts {
+        if only.is_empty() || only.contains(&part) {
+            run(&mut bench, root);
+        }
+    }
+
+    let results = root.join("benches/results.tsv");
+    let committed = read_results(&results);
+    let regressions = bench.print(&committed);
+    if save && only.is_empty() {
+        std::fs::write(&results, bench.tsv()).expect("write benches/results.tsv");
+        println!("\nsaved {}", results.display());
+    } else if regressions > 0 {
+        eprintln!(
+            "\n{regressions} figure(s) regressed by more than 5% against benches/results.tsv"
+        );
+        std::process::exit(1);
+    }
+}
+
+/// One measured figure. Lower is better for all of them.
+struct Figure {
+    id: String,
+    what: String,
+    value: f64,
+    unit: &'static str,
+    goal: Option<f64>,
+}
+
+#[derive(Default)]
+struct Bench {
+    figures: Vec<Figure>,
+}
+
+impl Bench {
+    fn add(&mut self, id: &str, what: String, value: f64, unit: &'static str, goal: Option<f64>) {
+        eprintln!("bench: {id} = {value:.2} {unit}");
+        self.figures.push(Figure {
+            id: id.to_owned(),
+            what,
+            value,
+            unit,
+            goal,
+        });
+    }
+
+    /// P1: each kernel natively inside the bench canister and as the `kernels` plugin.
+    fn p1_interpretation_ratio(&mut self, root: &Path) {
+        let mut host = deploy(&read(root, "target/dist/plugin_host_bench.wasm.gz"));
+        install(
+            &mut host,
+            "kernels",
+            read(root, "target/plugins/kernels.wasm"),
+        );
+        invoke(&mut host, "kernels", "noop", "");
+        let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
+        let mut log_sum = 0.0;
+        for (kernel, n) in KERNELS {
+            let native: Option<NativeRun> = host
+                .call::<_, (Option<NativeRun>,)>(
+                    CallKind::Update,
+                    "bench_native",
+                    (kernel, n),
+                    admin(),
+                )
+                .expect("bench_native")
+                .0;
+            let native = native.unwrap_or_else(|| panic!("the bench canister lacks `{kernel}`"));
+            // The first call translates the code it reaches (lazy translation); measure the second.
+            invoke(&mut host, "kernels", kernel, &n.to_string());
+            let run = invoke(&mut host, "kernels", kernel, &n.to_string());
+            assert_eq!(
+                run.output,
+                native.output.as_slice(),
+                "{kernel}: the plugin and the native build disagree"
+            );
+            let interpreted = run.instructions.saturating_sub(fixed) as f64;
+            let ratio = interpreted / native.instructions as f64;
+            log_sum += ratio.ln();
+            self.add(
+                &format!("P1.{kernel}"),
+                format!(
+                    "{kernel} n={n}: native {} vs plugin {} ({:.1} instr/fuel)",
+                    group_digits(native.instructions),
+                    group_digits(interpreted as u64),
+                    interpreted / run.fuel_used as f64
+                ),
+                ratio,
+                "x",
+                None,
+            );
+        }
+        let geomean = (log_sum / KERNELS.len() as f64).exp();
+        self.add(
+            "P1.geomean",
+            "interpretation ratio, geometric mean".into(),
+            geomean,
+            "x",
+            Some(10.0),
+        );
+    }
+
+    /// P2: the whole update message of a warm no-op call.
+    fn p2_warm_invoke(&mut self, root: &Path) {
+        let mut host = deploy(&read(root, "target/dist/plugin_host.wasm.gz"));
+        let info = install(
+            &mut host,
+            "kernels",
+            read(root, "target/plugins/kernels.wasm"),
+        );
+        invoke(&mut host, "kernels", "noop", "");
+        let warm = invoke(&mut host, "kernels", "noop", "");
+        self.add(
+            "P2.noop_rust",
+            format!(
+                "warm invoke, no-op of the Rust extism-pdk kernels plugin ({} pages)",
+                info.memory_pages
+            ),
+            warm.instructions as f64,
+            "instr",
+            Some(60_000.0),
+        );
+        install(&mut host, "wat-noop", wat(&memory_plugin(1)));
+        invoke(&mut host, "wat-noop", "poke", "");
+        let warm = invoke(&mut host, "wat-noop", "poke", "");
+        self.add(
+            "P2.noop_wat",
+            "warm invoke, one-store WAT plugin (1 page)".into(),
+            warm.instructions as f64,
+            "instr",
+            Some(60_000.0),
+        );
+        host.call::<_, ()>(CallKind::Update, "clear_chunks", (), admin())
+            .expect("clear_chunks");
+        self.add(
+            "P2.floor",
+            "baseline: `clear_chunks` with nothing to clear (any update's floor)".into(),
+            host.last_instructions() as f64,
+            "instr",
+            None,
+        );
+    }
+
+    /// P3: the first call after a canister upgrade (recompile and restore), 100 KiB-class plugin.
+    fn p3_cold_invoke(&mut self, root: &Path) {
+        let canister = read(root, "target/dist/plugin_host.wasm.gz");
+        let mut host = deploy(&canister);
+        let wasm = read(root, "target/plugins/kernels.wasm");
+        let size = wasm.len();
+        install(&mut host, "kernels", wasm);
+        invoke(&mut host, "kernels", "noop", "");
+        host.upgrade_canister(&canister, None, admin())
+            .expect("canister upgrade");
+        let cold = invoke(&mut host, "kernels", "noop", "");
+        self.add(
+            "P3.cold",
+            format!(
+                "first invoke after a canister upgrade ({} KiB plugin)",
+                size / 1024
+            ),
+            cold.instructions as f64,
+            "instr",
+            Some(3_000_000.0),
+        );
+    }
+
+    /// P4: install cost per byte of module, from small plugins to 5 MiB (chunked).
+    fn p4_install(&mut self, root: &Path) {
+        let mut host = deploy(&read(root, "target/dist/plugin_host.wasm.gz"));
+        for plugin in ["counter", "kernels", "dao_voting_v2"] {
+            let wasm = read(root, &format!("target/plugins/{plugin}.wasm"));
+            let size = wasm.len();
+            install(&mut host, plugin, wasm);
+            let per_byte = host.last_instructions() as f64 / size as f64;
+            self.add(
+                &format!("P4.{plugin}"),
+                format!(
+                    "install {plugin} ({} KiB): {} instr",
+                    size / 1024,
+                    group_digits(host.last_instructions())
+                ),
+                per_byte,
+                "instr/B",
+                Some(60.0),
+            );
+        }
+        for mib in [1usize, 5] {
+            let wasm = generated_module(mib << 20);
+            let size = wasm.len();
+            let instructions = install_chunked(&mut host, &format!("generated-{mib}mib"), &wasm);
+            self.add(
+                &format!("P4.generated_{mib}mib"),
+                format!(
+                    "install a generated {mib} MiB module in 1 MiB chunks: {} instr",
+                    group_digits(instructions)
+                ),
+                instructions as f64 / size as f64,
+                "instr/B",
+                Some(60.0),
+            );
+        }
+    }
+
+    /// P5: one call that writes one byte, on plugins with more and more memory.
+    fn p5_durable_state(&mut self, root: &Path) {
+        let mut host = deploy(&read(root, "target/dist/plugin_host.wasm.gz"));
+        let mut smallest = 0;
+        for (pages, label) in [
+            (1, "64 KiB"),
+            (16, "1 MiB"),
+            (256, "16 MiB"),
+            (1024, "64 MiB"),
+        ] {
+            let name = format!("mem-{pages}");
+            install(&mut host, &name, wat(&memory_plugin(pages)));
+            invoke(&mut host, &name, "poke", "");
+            let warm = invoke(&mut host, &name, "poke", "").instructions;
+            if pages == 1 {
+                smallest = warm;
+            }
+            self.add(
+                &format!("P5.mem_{pages}p"),
+                format!("write one byte, {label} of memory"),
+                warm as f64,
+                "instr",
+                None,
+            );
+            if pages == 1024 {
+                self.add(
+                    "P5.growth",
+                    "64 MiB over 64 KiB, same one-byte write".into(),
+                    warm as f64 / smallest as f64,
+                    "x",
+                    Some(2.0),
+                );
+            }
+        }
+    }
+
+    /// P6: invoke and a `list` page with 10, 1,000 and 10,000 plugins installed.
+    fn p6_scale(&mut self, root: &Path) {
+        let canister = read(root, "target/dist/plugin_host.wasm.gz");
+        let mut host = deploy(&canister);
+        let wasm = wat(&memory_plugin(1));
+        let mut installed = 0;
+        let mut first = None;
+        for count in [10usize, 1_000, 10_000] {
+            while installed < count {
+                install(&mut host, &format!("p{installed:05}"), wasm.clone());
+                installed += 1;
+                // Keep the local runtime fast: it copies the canister heap in and out of every
+                // message, and each install leaves a warm instance. An upgrade empties the caches.
+                if installed.is_multiple_of(50) {
+                    host.upgrade_canister(&canister, None, admin())
+                        .expect("canister upgrade");
+                }
+            }
+            eprintln!("bench: P6 with {count} plugins installed");
+            let name = "p00005";
+            invoke(&mut host, name, "poke", "");
+            let invoke_cost = invoke(&mut host, name, "poke", "").instructions;
+            host.list(
+                admin(),
+                ListArgs {
+                    start_after: None,
+                    limit: Some(10),
+                },
+            )
+            .expect("list");
+            let list_cost = host.last_instructions();
+            let (invoke_base, list_base) = *first.get_or_insert((invoke_cost, list_cost));
+            self.add(
+                &format!("P6.invoke_{count}"),
+                format!("warm invoke with {count} plugins installed"),
+                invoke_cost as f64,
+                "instr",
+                Some(invoke_base as f64 * 1.1),
+            );
+            self.add(
+                &format!("P6.list_{count}"),
+                format!("`list`, first page of 10, with {count} plugins installed"),
+                list_cost as f64,
+                "instr",
+                Some(list_base as f64 * 1.1),
+            );
+        }
+    }
+
+    /// P7: the canister module's size.
+    fn p7_canister_size(&mut self, root: &Path) {
+        for (id, file, what) in [
+            (
+                "P7.raw",
+                "plugin_host.raw.wasm",
+                "canister module as compiled",
+            ),
+            (
+                "P7.shrunk",
+                "plugin_host.wasm",
+                "after ic-wasm shrink (+ Candid metadata)",
+            ),
+            (
+                "P7.gzipped",
+                "plugin_host.wasm.gz",
+                "gzipped: what is deployed",
+            ),
+        ] {
+            let size = read(root, &format!("target/dist/{file}")).len();
+            let goal = (id == "P7.gzipped").then_some(1024.0 * 1024.0);
+            self.add(id, what.into(), size as f64, "bytes", goal);
+        }
+    }
+
+    /// Prints the table; returns how many figures regressed against `committed`.
+    fn print(&self, committed: &BTreeMap<String, f64>) -> usize {
+        println!("| figure | what | value | goal | vs committed |");
+        println!("|---|---|---|---|---|");
+        let mut regressions = 0;
+        for f in &self.figures {
+            let goal = match f.goal {
+                Some(goal) if f.value <= goal => format!("≤ {} met", show(goal, f.unit)),
+                Some(goal) => format!("≤ {} **not met**", show(goal, f.unit)),
+                None => String::new(),
+            };
+            let versus = match committed.get(&f.id) {
+                Some(old) if *old > 0.0 => {
+                    let change = f.value / old - 1.0;
+                    if change > TOLERANCE {
+                        regressions += 1;
+                        format!("{:+.1}% **REGRESSED**", change * 100.0)
+                    } else {
+                        format!("{:+.1}%", change * 100.0)
+                    }
+                }
+                _ => "new".into(),
+            };
+            println!(
+                "| {} | {} | {} | {goal} | {versus} |",
+                f.id,
+                f.what,
+                show(f.value, f.unit)
+            );
+        }
+        regressions
+    }
+
+    fn tsv(&self) -> String {
+        let mut out = String::from("# figure\tvalue (written by `cargo xtask bench --save`)\n");
+        for f in &self.figures {
+            let _ = writeln!(out, "{}\t{}", f.id, f.value);
+        }
+        out
+    }
+}
+
+fn show(value: f64, unit: &str) -> String {
+    match unit {
+        "x" => format!("{value:.2}x"),
+        "instr/B" => format!("{value:.1} instr/B"),
+        "bytes" => format!("{} B", group_digits(value as u64)),
+        _ => group_digits(value as u64),
+    }
+}
+
+fn read_results(path: &Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (id, value) = line.split_once('\t')?;
+            Some((id.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// What `bench_native` answers (see `canister/plugin_host/src/bench.rs`).
+#[derive(CandidType, Deserialize)]
+struct NativeRun {
+    output: ByteBuf,
+    instructions: u64,
+}
+
+/// An invoke's output and cost.
+struct Run {
+    output: Vec<u8>,
+    fuel_used: u64,
+    instructions: u64,
+}
+
+fn admin() -> Principal {
+    identity::principal("default")
+}
+
+fn read(root: &Path, path: &str) -> Vec<u8> {
+    let path: PathBuf = root.join(path);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): run `cargo xtask bench`",
+            path.display()
+        )
+    })
+}
+
+fn deploy(canister: &[u8]) -> PluginHost {
+    let init = InitArgs {
+        admins: None,
+        install_policy: Some(InstallPolicy::AdminsOnly),
+    };
+    PluginHost::deploy(canister, Some(init), admin()).expect("canister deploys")
+}
+
+fn install(host: &mut PluginHost, name: &str, wasm: Vec<u8>) -> plugin_host_api::PluginInfo {
+    let args = InstallArgs {
+        name: name.to_owned(),
+        wasm: ByteBuf::from(wasm),
+        config: None,
+        invoke_policy: None,
+        fuel_limit: Some(KERNEL_FUEL),
+    };
+    host.install(admin(), args)
+        .expect("install message")
+        .unwrap_or_else(|e| panic!("install {name}: {e:?}"))
+}
+
+/// Uploads `wasm` in 1 MiB chunks and installs it; returns the instructions of all messages.
+fn install_chunked(host: &mut PluginHost, name: &str, wasm: &[u8]) -> u64 {
+    let mut instructions = 0;
+    let mut chunk_hashes = Vec::new();
+    for chunk in wasm.chunks(1 << 20) {
+        let hash = host
+            .upload_chunk(admin(), chunk)
+            .expect("upload message")
+            .expect("chunk stored");
+        instructions += host.last_instructions();
+        chunk_hashes.push(hash);
+    }
+    let args = InstallChunkedArgs {
+        name: name.to_owned(),
+        wasm_sha256: ByteBuf::from(Sha256::digest(wasm).to_vec()),
+        chunk_hashes,
+        config: None,
+        invoke_policy: None,
+        fuel_limit: None,
+    };
+    host.install_chunked(admin(), args)
+        .expect("install message")
+        .unwrap_or_else(|e| panic!("install {name}: {e:?}"));
+    instructions + host.last_instructions()
+}
+
+fn invoke(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> Run {
+    let options = InvokeOptions {
+        fuel: Some(KERNEL_FUEL),
+        logs: None,
+    };
+    let reply = host
+        .invoke(
+            CallKind::Update,
+            admin(),
+            plugin,
+            function,
+            input.as_bytes(),
+            Some(options),
+        )
+        .expect("invoke message")
+        .unwrap_or_else(|e| panic!("{plugin}.{function}: {e:?}"));
+    Run {
+        output: reply.output.into_vec(),
+        fuel_used: reply.fuel_used,
+        instructions: host.last_instructions(),
+    }
+}
+
+fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("benchmark WAT parses")
+}
+
+/// A plugin with `pages` of memory whose `poke` increments one byte.
+fn memory_plugin(pages: u32) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") {pages})
+  (func (export "poke") (result i32)
+    (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
+    (i32.const 0)))"#
+    )
+}
+
+/// A valid module of about `bytes` bytes: exported functions with straight-line integer code.
+fn generated_module(bytes: usize) -> Vec<u8> {
+    const BODY_OPS: usize = 200;
+    let mut body = String::from("(local $x i32) (local.set $x (i32.const 1))");
+    for i in 0..BODY_OPS {
+        let _ = write!(
+            body,
+            " (local.set $x (i32.xor (i32.mul (local.get $x) (i32.const {})) (i32.const {})))",
+            i * 7 + 3,
+            i * 13 + 1
+        );
+    }
+    let one = wat(&format!(
+        "(module (func (export \"f\") (result i32) {body} (local.get $x)))"
+    ));
+    let functions = bytes / one.len().max(1);
+    let mut text = String::from("(module\n");
+    for f in 0..functions {
+        let _ = writeln!(
+            text,
+            "  (func (export \"f{f}\") (result i32) {body} (local.get $x))"
+        );
+    }
+    text.push(')');
+    wat(&text)
+}
