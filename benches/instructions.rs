@@ -47,7 +47,7 @@ fn main() {
         .collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut bench = Bench::default();
-    let parts: [(&str, fn(&mut Bench, &Path)); 7] = [
+    let parts: [(&str, Part); 7] = [
         ("P1", Bench::p1_interpretation_ratio),
         ("P2", Bench::p2_warm_invoke),
         ("P3", Bench::p3_cold_invoke),
@@ -75,6 +75,9 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// One part of the suite (P1 … P7): measures and adds its figures.
+type Part = fn(&mut Bench, &Path);
 
 /// One measured figure. Lower is better for all of them.
 struct Figure {
