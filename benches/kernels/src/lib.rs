@@ -80,6 +80,7 @@ fn sha256(n: usize) -> String {
 }
 
 fn mem_copy_compare(n: usize) -> u64 {
+    let n = n.max(1);
     let source: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
     let mut target = vec![0u8; n];
     let mut equal = 0;
@@ -124,6 +125,7 @@ mod tests {
         assert_eq!(run("int_loop", 200).as_deref(), Some("656700"));
         assert_eq!(run("fibonacci", 10).as_deref(), Some("55"));
         assert_eq!(run("mem_copy_compare", 1024).as_deref(), Some("10"));
+        assert_eq!(run("mem_copy_compare", 0).as_deref(), Some("10"));
         assert_eq!(run("json_parse", 9).as_deref(), Some("3"));
         // Expected values computed independently (Python's hashlib and arithmetic).
         assert_eq!(run("sha256", 256).as_deref(), Some("5bc31b283cef0072"));
