@@ -47,8 +47,8 @@ mod on_pocket_ic {
         pic.install_canister(id, wasm, arg, Some(admin()));
     }
 
-    /// Calls `method` of canister `id` as `caller` and decodes its one reply value; a reject
-    /// fails the test (every refusal of these canisters is a typed `Err` inside a reply).
+    /// Calls update `method` of canister `id` as `caller` and decodes its one reply value; a
+    /// reject fails the test (every refusal of these canisters is a typed `Err` inside a reply).
     fn update<R>(
         pic: &PocketIc,
         id: Principal,
@@ -60,12 +60,10 @@ mod on_pocket_ic {
         R: CandidType + for<'de> Deserialize<'de>,
     {
         let args = encode_args(args).expect("encode the arguments");
-        let reply = pic
-            .update_call(id, caller, method, args)
-            .unwrap_or_else(|reject| panic!("{method} was rejected: {reject}"));
-        decode_one(&reply).unwrap_or_else(|e| panic!("{method}: undecodable reply: {e}"))
+        decoded(method, pic.update_call(id, caller, method, args))
     }
 
+    /// The same for query `method`.
     fn query<R>(
         pic: &PocketIc,
         id: Principal,
@@ -77,9 +75,14 @@ mod on_pocket_ic {
         R: CandidType + for<'de> Deserialize<'de>,
     {
         let args = encode_args(args).expect("encode the arguments");
-        let reply = pic
-            .query_call(id, caller, method, args)
-            .unwrap_or_else(|reject| panic!("{method} was rejected: {reject}"));
+        decoded(method, pic.query_call(id, caller, method, args))
+    }
+
+    fn decoded<R, E: std::fmt::Display>(method: &str, reply: Result<Vec<u8>, E>) -> R
+    where
+        R: CandidType + for<'de> Deserialize<'de>,
+    {
+        let reply = reply.unwrap_or_else(|reject| panic!("{method} was rejected: {reject}"));
         decode_one(&reply).unwrap_or_else(|e| panic!("{method}: undecodable reply: {e}"))
     }
 
