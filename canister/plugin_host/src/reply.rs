@@ -1,10 +1,11 @@
-//! Candid replies for the hot path, with the type part encoded once per type.
+//! Candid replies with the type part encoded once per type.
 //!
 //! A Candid message is `DIDL`, a type table, the argument types, then the values. For a fixed
 //! Rust type everything before the values is the same in every reply, yet `candid::encode_one`
-//! rebuilds it each time, comparing type trees as it goes: for `invoke`'s
-//! `Result<InvokeReply, InvokeFailure>` that cost about 500 k instructions, far more than the
-//! call itself. [`encode`] builds that prefix once per type and per canister instance, then
+//! rebuilds it each time, comparing type trees as it goes (for `invoke`'s
+//! `Result<InvokeReply, InvokeFailure>` about 500 k instructions, far more than the call itself),
+//! and first clears candid's memo of Rust types, so the next message's argument decoding rebuilds
+//! them too. [`encode`] builds that prefix once per type and per canister instance, then
 //! serialises only the values. Values never refer to type-table indices, so the bytes are exactly
 //! those of `candid::encode_one` (tested below).
 
