@@ -20,16 +20,6 @@ use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
 
-/// The kernels of P1, with the size each runs at (the same list as `bench_kernels::KERNELS`).
-const KERNELS: &[(&str, u64)] = &[
-    ("int_loop", 1_000_000),
-    ("fibonacci", 2_000_000),
-    ("sort", 50_000),
-    ("sha256", 128 * 1024),
-    ("mem_copy_compare", 256 * 1024),
-    ("json_parse", 2_000),
-];
-
 /// Most fuel a call may have: the kernels need more than the default.
 const KERNEL_FUEL: u64 = 1_000_000_000;
 
@@ -116,7 +106,7 @@ impl Bench {
         invoke(&mut host, "kernels", "noop", "");
         let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
         let mut log_sum = 0.0;
-        for (kernel, n) in KERNELS {
+        for (kernel, what, n) in bench_kernels::KERNELS {
             let native: Option<NativeRun> = host
                 .call::<_, (Option<NativeRun>,)>(
                     CallKind::Update,
@@ -141,7 +131,7 @@ impl Bench {
             self.add(
                 &format!("P1.{kernel}"),
                 format!(
-                    "{kernel} n={n}: native {} vs plugin {} ({:.1} instr/fuel)",
+                    "{what}, n={n}: native {} vs plugin {} ({:.1} instr/fuel)",
                     group_digits(native.instructions),
                     group_digits(interpreted as u64),
                     interpreted / run.fuel_used as f64
@@ -151,7 +141,7 @@ impl Bench {
                 None,
             );
         }
-        let geomean = (log_sum / KERNELS.len() as f64).exp();
+        let geomean = (log_sum / bench_kernels::KERNELS.len() as f64).exp();
         self.add(
             "P1.geomean",
             "interpretation ratio, geometric mean".into(),
