@@ -9,20 +9,21 @@
 //! see `export-globals`) and its vars next to it. The heap holds caches only: compiled modules and
 //! warm instances, each warm instance with a *shadow* copy of its memory as of the last commit.
 //!
-//! - A call that succeeds (and commits) compares the live memory with the shadow chunk by chunk and
-//!   writes only the chunks that differ to stable memory and to the shadow; changed globals and the
-//!   vars it set are written too.
+//! - A call that succeeds (and commits) compares the chunks it wrote with the shadow and writes
+//!   those that differ to stable memory and to the shadow; changed globals and the vars it set are
+//!   written too.
 //! - A call that fails (trap, out of fuel, a limit, a non-zero return) or does not commit (a query)
-//!   copies the differing chunks back from the shadow and restores globals and vars from their
+//!   copies the chunks it changed back from the shadow and restores globals and vars from their
 //!   saved values. If it grew memory, the instance is dropped instead (wasm memory cannot shrink)
 //!   and the next call restores it from stable memory.
 //! - After a canister upgrade (cold caches) an instance is rebuilt from the stored module and the
 //!   stored chunks, globals and vars, and continues identically.
 //!
-//! Writes to stable memory follow what a call changed. The comparison with the shadow still reads
-//! every page of the plugin's memory on each call (about 1.4 IC instructions per byte, measured
-//! by benchmark P5): the fix is dirty-page tracking inside wasmi, which would make that follow
-//! the pages written as well.
+//! Which chunks a call wrote comes from wasmi itself: the vendored wasmi carries a patch of ours
+//! (`vendor/wasmi/PATCH.md`) that marks the 4 KiB chunks each store, `memory.copy`, `memory.fill`
+//! and `memory.init` writes. So the cost of a commit or a rollback follows the chunks a call
+//! wrote, not the size of the plugin's memory (benchmark P5). Marks are a superset: a stale mark
+//! left by another instance only costs a comparison.
 //!
 //! Modules are validated in full at install; the engine compiles lazily, so reloading a stored
 //! module (after a canister upgrade or an eviction) only parses it, and each function is
@@ -46,6 +47,9 @@ use crate::abi::{AbiLimits, CallState, HostState, HostTrap};
 pub use crate::abi::{ENV, IMPORTS, USER};
 pub use crate::error::{InstallError, InvokeError, InvokeFailure, LimitExceeded, ManageError};
 use crate::store::{CHUNK_BYTES, SavedGlobal, Store};
+
+// The chunks wasmi marks are the chunks the store keeps.
+const _: () = assert!(CHUNK_BYTES == wasmi::dirty::CHUNK_BYTES);
 pub use crate::store::{LAYOUT_VERSION, PluginInfo, StableMemories};
 
 /// IC instructions used so far by the current message (`ic0.performance_counter(0)`).
@@ -769,6 +773,7 @@ impl<M: Memory> Engine<M> {
             last_used: now,
         };
         warm.saved_globals = warm.read_globals();
+        warm.forget_writes();
         warm.shadow = warm.memory_data().to_vec();
         Ok(warm)
     }
@@ -840,6 +845,11 @@ impl Warm {
         (self.memory_data().len() / 65536) as u32
     }
 
+    /// Clears wasmi's marks of what this instance wrote: its shadow is about to be taken whole.
+    fn forget_writes(&self) {
+        wasmi::dirty::drain(self.memory_data().len(), |_| {});
+    }
+
     fn heap_bytes(&self) -> u64 {
         2 * self.shadow.len() as u64
     }
@@ -853,6 +863,7 @@ impl Warm {
 
     /// Writes the instance's whole state as the plugin's initial state.
     fn save_initial(&mut self, store: &mut Store<impl Memory>, id: u64) {
+        self.forget_writes();
         for (index, chunk) in self.memory_data().chunks(CHUNK_BYTES).enumerate() {
             store.put_chunk(id, index as u32, chunk);
         }
@@ -864,17 +875,17 @@ impl Warm {
     fn commit(&mut self, store: &mut Store<impl Memory>, id: u64) {
         if let Some(memory) = self.memory {
             let live = memory.data(&self.store);
+            // Pages the call grew are zero in the shadow as in wasm; what it wrote there is marked.
             self.shadow.resize(live.len(), 0);
-            for (index, (now, before)) in live
-                .chunks(CHUNK_BYTES)
-                .zip(self.shadow.chunks_mut(CHUNK_BYTES))
-                .enumerate()
-            {
+            let shadow = &mut self.shadow;
+            wasmi::dirty::drain(live.len(), |index| {
+                let chunk = chunk_range(index, live.len());
+                let (now, before) = (&live[chunk.clone()], &mut shadow[chunk]);
                 if differ(now, before) {
                     store.put_chunk(id, index as u32, now);
                     before.copy_from_slice(now);
                 }
-            }
+            });
         }
         let globals = self.read_globals();
         if globals != self.saved_globals {
@@ -892,16 +903,16 @@ impl Warm {
         self.store.data_mut().rollback_vars();
         if let Some(memory) = self.memory {
             let live = memory.data_mut(&mut self.store);
-            if live.len() != self.shadow.len() {
-                return false;
-            }
-            for (now, before) in live
-                .chunks_mut(CHUNK_BYTES)
-                .zip(self.shadow.chunks(CHUNK_BYTES))
-            {
-                if differ(now, before) {
-                    now.copy_from_slice(before);
+            let grown = live.len() != self.shadow.len();
+            let shadow = &self.shadow;
+            wasmi::dirty::drain(live.len(), |index| {
+                if !grown {
+                    let chunk = chunk_range(index, live.len());
+                    live[chunk.clone()].copy_from_slice(&shadow[chunk]);
                 }
+            });
+            if grown {
+                return false;
             }
         }
         let saved = self.saved_globals.clone();
@@ -945,10 +956,14 @@ impl Warm {
     }
 }
 
+/// The bytes of chunk `index` in a memory of `len` bytes.
+fn chunk_range(index: usize, len: usize) -> std::ops::Range<usize> {
+    index * CHUNK_BYTES..((index + 1) * CHUNK_BYTES).min(len)
+}
+
 /// Whether two memory chunks of equal length differ. Compares 8 bytes at a time: on wasm32 `memcmp`
 /// goes byte by byte (about 26 IC instructions per byte, measured). Compiled with wasm SIMD (which
-/// the IC accepts), a commit costs about 1.4 instructions per byte of memory, 1.8 without
-/// (benchmark P5).
+/// the IC accepts), comparing costs about 1.4 instructions per byte, 1.8 without.
 #[cfg_attr(target_family = "wasm", target_feature(enable = "simd128"))]
 fn differ(a: &[u8], b: &[u8]) -> bool {
     let (a_words, a_rest) = a.as_chunks::<8>();

@@ -345,6 +345,81 @@ fn state_survives_dropping_every_cache() {
     assert_eq!(ok_u64(&mut engine, "counter", "calls"), 4);
 }
 
+/// A plugin that writes memory in every way wasm can, several across 4 KiB chunk boundaries (the
+/// engine saves and rolls back memory by the chunks wasmi marks as written).
+fn writer() -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 3)
+  (data (i32.const 0) "source bytes for memory.copy")
+  (data $passive "passive segment")
+  {HELPERS}
+  (func $write_all
+    (i32.store8 (i32.const 12293) (i32.const 0x11))
+    (i32.store16 (i32.const 8191) (i32.const 0xbbaa))
+    (i64.store (i32.const 20477) (i64.const 0x0102030405060708))
+    (f64.store offset=4093 (i32.const 24576) (f64.const 1.5))
+    (i64.store32 (i32.const 65636) (i64.const 0x0a0b0c0d))
+    (f32.store (i32.const 36862) (f32.const 2.5))
+    (memory.fill (i32.const 40967) (i32.const 0x5a) (i32.const 9000))
+    (memory.copy (i32.const 57345) (i32.const 0) (i32.const 4100))
+    (memory.init $passive (i32.const 86010) (i32.const 0) (i32.const 15)))
+  (func (export "write_all") (result i32)
+    (call $write_all)
+    (i32.const 0))
+  (func (export "write_all_then_trap") (result i32)
+    (call $write_all)
+    unreachable)
+  (func (export "grow_and_write") (result i32)
+    (drop (memory.grow (i32.const 1)))
+    (i64.store (i32.const 200700) (i64.const -1))
+    (i32.const 0))
+  (func (export "digest") (result i32)
+    (local $i i32) (local $h i64)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (i32.mul (memory.size) (i32.const 65536))))
+      (local.set $h (i64.add (i64.mul (local.get $h) (i64.const 1099511628211))
+                             (i64.load (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br $next)))
+    (call $output_u64 (local.get $h))
+    (i32.const 0))
+)"#
+    )
+}
+
+#[test]
+fn every_kind_of_write_is_saved_and_rolled_back() {
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "writer", &writer());
+    let initial = ok_u64(&mut engine, "writer", "digest");
+
+    assert!(matches!(
+        err(&mut engine, "writer", "write_all_then_trap"),
+        InvokeError::Trap { .. }
+    ));
+    assert_eq!(ok_u64(&mut engine, "writer", "digest"), initial);
+    let dry = call_with(&mut engine, "writer", "write_all", b"", None, false);
+    assert!(dry.is_ok());
+    assert_eq!(ok_u64(&mut engine, "writer", "digest"), initial);
+
+    ok(&mut engine, "writer", "write_all");
+    let written = ok_u64(&mut engine, "writer", "digest");
+    assert_ne!(written, initial);
+    drop(engine);
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "writer", "digest"), written);
+
+    ok(&mut engine, "writer", "grow_and_write");
+    let grown = ok_u64(&mut engine, "writer", "digest");
+    assert_ne!(grown, written);
+    drop(engine);
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "writer", "digest"), grown);
+    assert_eq!(engine.get("writer").map(|i| i.memory_pages), Some(4));
+}
+
 #[test]
 fn plugins_are_isolated_and_identical_code_is_stored_once() {
     let mut engine = engine();

@@ -112,6 +112,7 @@ pub mod tests;
 #[macro_use]
 mod handle;
 
+pub mod dirty;
 mod engine;
 mod error;
 mod func;

@@ -16,7 +16,9 @@ use super::{
 use crate::V128;
 use crate::{
     TrapCode,
-    core::{CoreTable, RawRef, ReadAs, WriteAs, wasm},
+    core::{CoreTable, RawRef, ReadAs, WriteAs},
+    // plugin_host patch: stores that mark the chunks they write.
+    dirty::{self, wasm},
     engine::{
         FuncEntryPtr,
         eval,
@@ -505,6 +507,7 @@ execution_handler! {
             |costs| costs.fuel_for_copying_values::<u8>(len as u64),
         );
         dst_bytes.copy_from_slice(src_bytes);
+        dirty::mark(dst_index, len);
         dispatch!(store, args)
     }
 }
@@ -529,6 +532,7 @@ fn memory_copy_within(
     memory
         .data_mut()
         .copy_within(src_index..src_index.wrapping_add(len), dst_index);
+    dirty::mark(dst_index, len);
     Control::Continue(())
 }
 
@@ -566,6 +570,7 @@ execution_handler! {
         let slice = utils::memory_slice_mut(memory, dst, len).into_control()?;
         consume_fuel!(store, ip, args, fuel, |costs| costs.fuel_for_copying_values::<u8>(len as u64));
         slice.fill(value);
+        dirty::mark(dst, len);
         dispatch!(store, args)
     }
 }
@@ -617,6 +622,7 @@ execution_handler! {
         };
         consume_fuel!(store, ip, args, fuel, |costs| costs.fuel_for_copying_values::<u8>(len as u64));
         memory.copy_from_slice(data);
+        dirty::mark(dst_index, len);
         dispatch!(store, args)
     }
 }
