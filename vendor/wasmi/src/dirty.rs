@@ -20,7 +20,7 @@ mod bitmap {
     use core::cell::Cell;
 
     /// Words of 64 chunks each: enough for a 4 GiB memory.
-    const WORDS: usize = (1 << 32) / CHUNK_BYTES / 64;
+    const WORDS: usize = (u32::MAX as usize / CHUNK_BYTES + 1) / 64;
 
     std::thread_local! {
         static MARKS: [Cell<u64>; WORDS] = const { [const { Cell::new(0) }; WORDS] };
