@@ -29,7 +29,7 @@ define_handle! {
 /// Only [`AnyHandle`] storing the tag is `debug_assertions`-gated; the type itself always
 /// exists so that [`AnyHandle::assert_kind`] has the same signature in every profile.
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
-#[cfg_attr(not(debug_assertions), expect(dead_code))]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub(super) enum HandleKind {
     Global,
     Memory,
