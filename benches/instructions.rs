@@ -106,6 +106,7 @@ impl Bench {
         invoke(&mut host, "kernels", "noop", "");
         let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
         let mut log_sum = 0.0;
+        let mut natives = BTreeMap::new();
         for (kernel, what, n) in bench_kernels::KERNELS {
             let native: Option<NativeRun> = host
                 .call::<_, (Option<NativeRun>,)>(
@@ -140,6 +141,7 @@ impl Bench {
                 "x",
                 None,
             );
+            natives.insert(*kernel, (native, *what, *n));
         }
         let geomean = (log_sum / bench_kernels::KERNELS.len() as f64).exp();
         self.add(
@@ -149,6 +151,31 @@ impl Bench {
             "x",
             Some(10.0),
         );
+
+        // P1b: the kernels that can, with the host's native primitives instead of their own.
+        for kernel in bench_kernels::KERNELS_WITH_PRIMITIVES {
+            let (native, what, n) = &natives[kernel];
+            let function = format!("{kernel}_host");
+            invoke(&mut host, "kernels", &function, &n.to_string());
+            let run = invoke(&mut host, "kernels", &function, &n.to_string());
+            assert_eq!(
+                run.output,
+                native.output.as_slice(),
+                "{function}: the plugin and the native build disagree"
+            );
+            let interpreted = run.instructions.saturating_sub(fixed);
+            self.add(
+                &format!("P1b.{kernel}"),
+                format!(
+                    "{what} with host primitives, n={n}: native {} vs plugin {}",
+                    group_digits(native.instructions),
+                    group_digits(interpreted),
+                ),
+                interpreted as f64 / native.instructions as f64,
+                "x",
+                Some(2.0),
+            );
+        }
     }
 
     /// P2: the whole update message of a warm no-op call.

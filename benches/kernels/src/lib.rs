@@ -25,14 +25,36 @@ pub const KERNELS: &[(&str, &str, u64)] = &[
     ("json_parse", "serialize then parse n JSON records", 2_000),
 ];
 
-/// Runs `kernel` at size `n`; `None` for an unknown kernel.
+/// Primitives a kernel can take from its host instead of computing them in its own code (P1b).
+pub struct Primitives {
+    /// SHA-256 of some bytes.
+    pub sha256: fn(&[u8]) -> [u8; 32],
+    /// Whether two byte strings are equal.
+    pub equal: fn(&[u8], &[u8]) -> bool,
+}
+
+/// The primitives computed in the kernel's own code: what P1 measures.
+pub const OWN_PRIMITIVES: Primitives = Primitives {
+    sha256: |data| Sha256::digest(data).into(),
+    equal: |a, b| a == b,
+};
+
+/// The kernels that use [`Primitives`]: P1b runs them with the host's.
+pub const KERNELS_WITH_PRIMITIVES: &[&str] = &["sha256", "mem_copy_compare"];
+
+/// Runs `kernel` at size `n` with its own primitives; `None` for an unknown kernel.
 pub fn run(kernel: &str, n: u64) -> Option<String> {
+    run_with(kernel, n, &OWN_PRIMITIVES)
+}
+
+/// Runs `kernel` at size `n` with the given primitives; `None` for an unknown kernel.
+pub fn run_with(kernel: &str, n: u64, primitives: &Primitives) -> Option<String> {
     let result = match kernel {
         "int_loop" => int_loop(n).to_string(),
         "fibonacci" => fibonacci(n).to_string(),
         "sort" => sort(n as usize).to_string(),
-        "sha256" => sha256(n as usize),
-        "mem_copy_compare" => mem_copy_compare(n as usize).to_string(),
+        "sha256" => sha256(n as usize, primitives.sha256),
+        "mem_copy_compare" => mem_copy_compare(n as usize, primitives.equal).to_string(),
         "json_parse" => json_parse(n).to_string(),
         _ => return None,
     };
@@ -73,25 +95,25 @@ fn sort(n: usize) -> u64 {
     })
 }
 
-fn sha256(n: usize) -> String {
+fn sha256(n: usize, hash: fn(&[u8]) -> [u8; 32]) -> String {
     let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
-    let digest = Sha256::digest(&data);
+    let digest = hash(&data);
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-fn mem_copy_compare(n: usize) -> u64 {
+fn mem_copy_compare(n: usize, equal: fn(&[u8], &[u8]) -> bool) -> u64 {
     let n = n.max(1);
     let source: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
     let mut target = vec![0u8; n];
-    let mut equal = 0;
+    let mut equal_rounds = 0;
     for round in 0..20 {
         target.copy_from_slice(&source);
         target[round * 7 % n] ^= (round % 2) as u8;
-        if target == source {
-            equal += 1;
+        if equal(&target, &source) {
+            equal_rounds += 1;
         }
     }
-    equal
+    equal_rounds
 }
 
 fn json_parse(n: u64) -> usize {

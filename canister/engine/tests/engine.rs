@@ -421,6 +421,58 @@ fn every_kind_of_write_is_saved_and_rolled_back() {
 }
 
 #[test]
+fn host_primitives_hash_and_compare_the_plugins_own_memory() {
+    let plugin = format!(
+        r#"(module {IMPORTS}
+  (import "extism:host/user" "sha256" (func $sha256 (param i32 i32 i32)))
+  (import "extism:host/user" "compare" (func $compare (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "abc")
+  (data (i32.const 8) "abd")
+  {HELPERS}
+  (func (export "hash") (result i32)
+    (call $sha256 (i32.const 0) (i32.const 3) (i32.const 4094))
+    (i32.const 0))
+  (func (export "stored_digest") (result i32)
+    (call $output_set (call $block (i32.const 4094) (i32.const 32)) (i64.const 32))
+    (i32.const 0))
+  (func (export "compare") (result i32)
+    (call $output_u64 (i64.extend_i32_s
+      (i32.add (i32.mul (call $compare (i32.const 0) (i32.const 8) (i32.const 3)) (i32.const 10))
+               (call $compare (i32.const 0) (i32.const 8) (i32.const 2)))))
+    (i32.const 0))
+  (func (export "hash_out_of_bounds") (result i32)
+    (call $sha256 (i32.const 65530) (i32.const 7) (i32.const 0))
+    (i32.const 0))
+)"#
+    );
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "prims", &plugin);
+    ok(&mut engine, "prims", "hash");
+    drop(engine);
+    // The digest the host wrote across a chunk boundary was saved like a guest store.
+    let mut engine = memories.open(Limits::default());
+    let digest = ok(&mut engine, "prims", "stored_digest");
+    assert_eq!(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    // "abc" < "abd" over 3 bytes, equal over 2.
+    assert_eq!(ok_u64(&mut engine, "prims", "compare") as i64, -10);
+    match err(&mut engine, "prims", "hash_out_of_bounds") {
+        InvokeError::Trap { message } => assert!(
+            message.contains("sha256: linear memory 65530 (+7) is out of bounds"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn plugins_are_isolated_and_identical_code_is_stored_once() {
     let mut engine = engine();
     let a = install(&mut engine, "a", &counter());

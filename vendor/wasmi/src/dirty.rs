@@ -65,9 +65,10 @@ mod bitmap {
     }
 }
 
-/// Marks the chunks of `len` bytes written at `address` (nothing if `len` is 0).
+/// Marks the chunks of `len` bytes written at `address` (nothing if `len` is 0). The executor
+/// marks what it writes; an embedder that writes an instance's memory itself may mark that too.
 #[inline]
-pub(crate) fn mark(address: usize, len: usize) {
+pub fn mark(address: usize, len: usize) {
     if len > 0 {
         bitmap::mark(
             address / CHUNK_BYTES,
