@@ -35,6 +35,7 @@ pub mod store;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 use ic_stable_structures::Memory;
 use sha2::{Digest, Sha256};
@@ -387,35 +388,50 @@ impl<M: Memory> Engine<M> {
         Ok(record)
     }
 
-    /// Runs one plugin function.
+    /// Runs one plugin function, for anyone.
     pub fn invoke(
         &mut self,
         req: InvokeRequest<'_>,
         meter: &dyn InstructionMeter,
     ) -> Result<InvokeOutcome, InvokeFailure> {
-        let fail = |error| InvokeFailure {
-            error,
-            fuel_used: 0,
-            logs: Vec::new(),
+        match self.invoke_authorized(req, meter, |_, _| Ok::<(), Infallible>(())) {
+            Ok(result) => result,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Runs one plugin function if `authorize`, given the plugin's owner and invoke policy, admits
+    /// the call; its refusal is the outer error. The plugin's record is read once for both.
+    pub fn invoke_authorized<Refusal>(
+        &mut self,
+        req: InvokeRequest<'_>,
+        meter: &dyn InstructionMeter,
+        authorize: impl FnOnce(&[u8], &InvokePolicy) -> Result<(), Refusal>,
+    ) -> Result<Result<InvokeOutcome, InvokeFailure>, Refusal> {
+        let Some(record) = self.store.plugins.get(&req.plugin.to_owned()) else {
+            return Ok(Err(not_run(InvokeError::UnknownPlugin {
+                name: req.plugin.to_owned(),
+            })));
         };
-        let mut record = self
-            .store
-            .plugins
-            .get(&req.plugin.to_owned())
-            .ok_or_else(|| {
-                fail(InvokeError::UnknownPlugin {
-                    name: req.plugin.to_owned(),
-                })
-            })?;
+        authorize(&record.owner, &record.invoke_policy)?;
+        Ok(self.invoke_record(record, req, meter))
+    }
+
+    fn invoke_record(
+        &mut self,
+        mut record: PluginInfo,
+        req: InvokeRequest<'_>,
+        meter: &dyn InstructionMeter,
+    ) -> Result<InvokeOutcome, InvokeFailure> {
         if !record.functions.iter().any(|f| f == req.function) {
-            return Err(fail(InvokeError::UnknownFunction {
+            return Err(not_run(InvokeError::UnknownFunction {
                 plugin: record.name.clone(),
                 function: req.function.to_owned(),
                 available: record.functions.clone(),
             }));
         }
         self.warm_up(&record)
-            .map_err(|reason| fail(InvokeError::InstantiationFailed { reason }))?;
+            .map_err(|reason| not_run(InvokeError::InstantiationFailed { reason }))?;
         let fuel_limit = req
             .fuel
             .unwrap_or(record.fuel_limit)
@@ -435,7 +451,7 @@ impl<M: Memory> Engine<M> {
             ..CallState::default()
         };
         if let Err(trap) = warm.store.data_mut().begin_call(call, req.input) {
-            return Err(fail(host_trap_error(trap)));
+            return Err(not_run(host_trap_error(trap)));
         }
         let func = warm
             .instance
@@ -1034,6 +1050,15 @@ fn run_sliced(
                 return (Err(RunError::Wasm(e)), fuel_used);
             }
         }
+    }
+}
+
+/// The failure of a call that did not start.
+fn not_run(error: InvokeError) -> InvokeFailure {
+    InvokeFailure {
+        error,
+        fuel_used: 0,
+        logs: Vec::new(),
     }
 }
 

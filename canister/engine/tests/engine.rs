@@ -473,6 +473,38 @@ fn host_primitives_hash_and_compare_the_plugins_own_memory() {
 }
 
 #[test]
+fn a_refused_invoke_runs_nothing() {
+    let mut engine = engine();
+    install(&mut engine, "counter", &counter());
+    let request = InvokeRequest {
+        plugin: "counter",
+        function: "inc",
+        input: b"",
+        fuel: None,
+        caller: b"caller",
+        now_ns: 42,
+        commit: true,
+        logs: false,
+    };
+    let refused = engine.invoke_authorized(request.clone(), &meter(), |owner, policy| {
+        assert_eq!((owner, policy), (&[1u8, 2, 3][..], &InvokePolicy::Public));
+        Err("not you")
+    });
+    assert_eq!(refused.err(), Some("not you"));
+    assert_eq!(engine.get("counter").map(|i| i.calls), Some(0));
+    let unknown = InvokeRequest {
+        plugin: "nope",
+        ..request
+    };
+    let result = engine.invoke_authorized(unknown, &meter(), |_, _| Err("not asked"));
+    assert!(matches!(
+        result.map(|r| r.map_err(|f| f.error)),
+        Ok(Err(InvokeError::UnknownPlugin { .. }))
+    ));
+    assert_eq!(ok_u64(&mut engine, "counter", "inc"), 1);
+}
+
+#[test]
 fn plugins_are_isolated_and_identical_code_is_stored_once() {
     let mut engine = engine();
     let a = install(&mut engine, "a", &counter());

@@ -83,21 +83,9 @@ pub fn upgrade_plugin<M: Memory>(
         .map_err(install_error)
 }
 
-/// Checks that `caller` may invoke `plugin` (unknown plugins are reported by the engine).
-pub fn authorize_invoke<M: Memory>(
-    engine: &Engine<M>,
-    settings: &api::Settings,
-    caller: &Caller,
-    plugin: &str,
-) -> Result<(), api::InvokeFailure> {
-    match engine.access(plugin) {
-        Some((owner, policy)) => settings
-            .authorize_invoke(caller, &owner, &policy)
-            .map_err(|denied| failure(InvokeError::NotAuthorized(denied))),
-        None => Err(failure(InvokeError::UnknownPlugin {
-            name: plugin.to_owned(),
-        })),
-    }
+/// The refusal of an invoke the caller may not make.
+pub fn not_authorized(denied: api::Denied) -> api::InvokeFailure {
+    failure(InvokeError::NotAuthorized(denied))
 }
 
 /// Checks that `caller` may manage `plugin`.

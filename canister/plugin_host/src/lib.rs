@@ -169,7 +169,6 @@ fn invoke_with(
     state::write(|s| {
         let options = options.unwrap_or_default();
         let logs = options.logs.unwrap_or(false);
-        convert::authorize_invoke(&s.engine, &s.settings, &caller, &plugin)?;
         let request = plugin_engine::InvokeRequest {
             plugin: &plugin,
             function: &function,
@@ -180,7 +179,13 @@ fn invoke_with(
             commit,
             logs,
         };
-        convert::invoke(s.engine.invoke(request, &IcMeter), logs)
+        let result = s
+            .engine
+            .invoke_authorized(request, &IcMeter, |owner, policy| {
+                s.settings.authorize_invoke(&caller, owner, policy)
+            })
+            .map_err(convert::not_authorized)?;
+        convert::invoke(result, logs)
     })
 }
 
