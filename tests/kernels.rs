@@ -1,5 +1,6 @@
 //! The benchmark kernels as a plugin through the real canister: each computes exactly what the
-//! same source computes natively (the benchmark's correctness check, at test sizes).
+//! same source computes natively (the benchmark's correctness check, at test sizes), with its own
+//! primitives and with the host's.
 
 #![allow(missing_docs)]
 
@@ -20,6 +21,18 @@ fn every_kernel_under_wasmi_agrees_with_its_native_build() {
                 ok(&mut host, "kernels", kernel, &n.to_string()),
                 native,
                 "{kernel}({n})"
+            );
+        }
+    }
+    // The same kernels with the host's native primitives (sha256, compare) compute the same.
+    for kernel in bench_kernels::KERNELS_WITH_PRIMITIVES {
+        for n in [0, 1, 1000, 5000] {
+            let native = bench_kernels::run(kernel, n).expect("a known kernel");
+            let function = format!("{kernel}_host");
+            assert_eq!(
+                ok(&mut host, "kernels", &function, &n.to_string()),
+                native,
+                "{function}({n})"
             );
         }
     }
