@@ -6,6 +6,7 @@
 //! through `replied` (see `reply`).
 
 pub mod access;
+pub mod args;
 #[cfg(feature = "bench")]
 mod bench;
 pub mod chunks;
@@ -136,7 +137,12 @@ fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError>
 }
 
 /// Runs `function` of `plugin` on `input`; the plugin's state persists if the call succeeds.
-#[ic_cdk::update(manual_reply = true)]
+/// Arguments are decoded by `args` (hidden here: `interface` declares the method's Candid type).
+#[ic_cdk::update(
+    manual_reply = true,
+    hidden = true,
+    decode_with = "args::decode_invoke_args"
+)]
 fn invoke(
     plugin: String,
     function: String,
@@ -147,7 +153,11 @@ fn invoke(
 }
 
 /// The same as `invoke`, as a query: a free dry run on the current state that commits nothing.
-#[ic_cdk::query(manual_reply = true)]
+#[ic_cdk::query(
+    manual_reply = true,
+    hidden = true,
+    decode_with = "args::decode_invoke_args"
+)]
 fn invoke_query(
     plugin: String,
     function: String,
@@ -289,6 +299,31 @@ mod interface {
     use super::*;
     #[cfg(feature = "bench")]
     use crate::bench::NativeRun;
+
+    // `invoke` and `invoke_query` decode their arguments themselves (`args`), so ic-cdk would
+    // export them as taking a blob; these declare the Candid type they decode. Never called.
+    #[candid::candid_method(update, rename = "invoke")]
+    #[allow(dead_code, reason = "read only by export_candid!")]
+    fn invoke_interface(
+        plugin: String,
+        function: String,
+        input: ByteBuf,
+        options: Option<InvokeOptions>,
+    ) -> Result<InvokeReply, InvokeFailure> {
+        unreachable!("only declares the interface: {plugin} {function} {input:?} {options:?}")
+    }
+
+    #[candid::candid_method(query, rename = "invoke_query")]
+    #[allow(dead_code, reason = "read only by export_candid!")]
+    fn invoke_query_interface(
+        plugin: String,
+        function: String,
+        input: ByteBuf,
+        options: Option<InvokeOptions>,
+    ) -> Result<InvokeReply, InvokeFailure> {
+        unreachable!("only declares the interface: {plugin} {function} {input:?} {options:?}")
+    }
+
     ic_cdk::export_candid!();
 
     #[cfg(test)]

@@ -1,0 +1,190 @@
+//! `invoke`'s arguments, decoded without candid's type checks when they are already known to fit.
+//!
+//! candid's decoder parses the message's type table and checks it against the Rust types on every
+//! call: for `invoke`'s `(text, text, blob, opt InvokeOptions)` that is ~75 k instructions, more
+//! than a warm plugin call. A message whose type part is byte for byte the one candid writes for
+//! these Rust types (what Rust callers, such as `plugin-host-client`, send) and whose options are
+//! `null` can only mean one thing, so its values are read directly. Any other message, options
+//! given, or types written differently (by dfx from the `.did`, say), goes through candid as
+//! before. Both paths give the same values (tested below).
+
+use std::cell::OnceCell;
+
+use candid::utils::decode_args_with_config;
+use candid::{DecoderConfig, Encode};
+use plugin_host_api::{ByteBuf, InvokeOptions};
+
+/// `invoke`'s arguments: plugin, function, input, options.
+pub type InvokeArgs = (String, String, ByteBuf, Option<InvokeOptions>);
+
+thread_local! {
+    /// `DIDL`, type table and argument types of [`InvokeArgs`] as candid encodes them.
+    static PREFIX: OnceCell<Vec<u8>> = const { OnceCell::new() };
+}
+
+/// Decodes `invoke`'s arguments (ic-cdk's `decode_with`); traps with candid's message if they
+/// do not decode, as ic-cdk's own decoding does.
+pub fn decode_invoke_args(bytes: Vec<u8>) -> InvokeArgs {
+    direct(&bytes).unwrap_or_else(|| match through_candid(&bytes) {
+        Ok(args) => args,
+        Err(e) => ic_cdk::trap(format!("invalid invoke arguments: {e}")),
+    })
+}
+
+/// The arguments read directly, if the message has the known type part and no options.
+fn direct(bytes: &[u8]) -> Option<InvokeArgs> {
+    let values = PREFIX.with(|prefix| {
+        let prefix = prefix.get_or_init(|| {
+            let mut empty = Encode!(
+                &String::new(),
+                &String::new(),
+                &ByteBuf::new(),
+                &None::<InvokeOptions>
+            )
+            .expect("the arguments' types encode");
+            // The values of ("", "", empty blob, null) are four zero bytes.
+            empty.truncate(empty.len() - 4);
+            empty
+        });
+        bytes.strip_prefix(prefix.as_slice())
+    })?;
+    let (plugin, values) = bytes_value(values)?;
+    let (function, values) = bytes_value(values)?;
+    let (input, values) = bytes_value(values)?;
+    match values {
+        [0] => Some((
+            String::from_utf8(plugin.to_vec()).ok()?,
+            String::from_utf8(function.to_vec()).ok()?,
+            ByteBuf::from(input.to_vec()),
+            None,
+        )),
+        _ => None,
+    }
+}
+
+/// A `text` or `blob` value: its LEB128 length, then its bytes.
+fn bytes_value(values: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (mut len, mut shift, mut at) = (0u64, 0u32, 0usize);
+    loop {
+        let byte = *values.get(at)?;
+        at += 1;
+        len |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    let len = usize::try_from(len).ok()?;
+    let rest = &values[at..];
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+/// As ic-cdk decodes arguments by default.
+fn through_candid(bytes: &[u8]) -> candid::Result<InvokeArgs> {
+    let bytes: &[u8] = if bytes.is_empty() {
+        b"DIDL\x00\x00"
+    } else {
+        bytes
+    };
+    let mut config = DecoderConfig::new();
+    config.set_skipping_quota(10_000);
+    decode_args_with_config(bytes, &config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candid::Encode;
+
+    fn args(
+        plugin: &str,
+        function: &str,
+        input: &[u8],
+        options: Option<InvokeOptions>,
+    ) -> InvokeArgs {
+        (
+            plugin.into(),
+            function.into(),
+            ByteBuf::from(input.to_vec()),
+            options,
+        )
+    }
+
+    fn same(a: &InvokeArgs, b: &InvokeArgs) -> bool {
+        a.0 == b.0
+            && a.1 == b.1
+            && a.2 == b.2
+            && a.3.as_ref().map(|o| (o.fuel, o.logs)) == b.3.as_ref().map(|o| (o.fuel, o.logs))
+    }
+
+    #[test]
+    fn rust_encoded_arguments_without_options_are_read_directly_and_exactly() {
+        let long = vec![7u8; 300];
+        for expected in [
+            args("counter", "increment", b"", None),
+            args("", "", b"", None),
+            args("ünïcødé ✓", "f", &long, None),
+        ] {
+            let bytes =
+                Encode!(&expected.0, &expected.1, &expected.2, &expected.3).expect("encode");
+            let direct = direct(&bytes).expect("the known type part is read directly");
+            assert!(same(&direct, &expected));
+            assert!(same(
+                &through_candid(&bytes).expect("candid decodes"),
+                &expected
+            ));
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_through_candid_with_the_same_result() {
+        let with_options = args(
+            "counter",
+            "increment",
+            b"1",
+            Some(InvokeOptions {
+                fuel: Some(5),
+                logs: Some(true),
+            }),
+        );
+        let bytes = Encode!(
+            &with_options.0,
+            &with_options.1,
+            &with_options.2,
+            &with_options.3
+        )
+        .expect("encode");
+        assert!(direct(&bytes).is_none());
+        assert!(same(&decode_invoke_args(bytes), &with_options));
+
+        // As dfx sends it: encoded from Candid text, with the types it infers.
+        let text = candid_parser::parse_idl_args(r#"("counter", "increment", blob "1")"#)
+            .expect("Candid text");
+        let bytes = text.to_bytes().expect("encode");
+        assert!(same(
+            &decode_invoke_args(bytes),
+            &args("counter", "increment", b"1", None)
+        ));
+
+        // Truncated values, a bad length and trailing bytes are not read directly.
+        let good = Encode!(
+            &"p".to_owned(),
+            &"f".to_owned(),
+            &ByteBuf::from(vec![1, 2]),
+            &None::<InvokeOptions>
+        )
+        .expect("encode");
+        assert!(direct(&good[..good.len() - 1]).is_none());
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(direct(&trailing).is_none());
+        let mut not_utf8 = good.clone();
+        let at = not_utf8.len() - 7; // the plugin name's one byte
+        not_utf8[at] = 0xff;
+        assert!(direct(&not_utf8).is_none());
+        assert!(through_candid(&not_utf8).is_err());
+    }
+}
