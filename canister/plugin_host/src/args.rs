@@ -3,10 +3,10 @@
 //! candid's decoder parses the message's type table and checks it against the Rust types on every
 //! call: for `invoke`'s `(text, text, blob, opt InvokeOptions)` that is ~75 k instructions, more
 //! than a warm plugin call. A message whose type part is byte for byte the one candid writes for
-//! these Rust types (what Rust callers, such as `plugin-host-client`, send) and whose options are
-//! `null` can only mean one thing, so its values are read directly. Any other message, options
-//! given, or types written differently (by dfx from the `.did`, say), goes through candid as
-//! before. Both paths give the same values (tested below).
+//! these Rust types (what Rust callers, such as `plugin-host-client`, send) can only mean one
+//! thing, so its values are read directly. Any other message (types written differently, by dfx
+//! from the `.did` say, or values that do not read) goes through candid as before. Both paths give
+//! the same values (tested below).
 
 use std::cell::OnceCell;
 
@@ -51,15 +51,40 @@ fn direct(bytes: &[u8]) -> Option<InvokeArgs> {
     let (plugin, values) = bytes_value(values)?;
     let (function, values) = bytes_value(values)?;
     let (input, values) = bytes_value(values)?;
-    match values {
-        [0] => Some((
-            String::from_utf8(plugin.to_vec()).ok()?,
-            String::from_utf8(function.to_vec()).ok()?,
-            ByteBuf::from(input.to_vec()),
-            None,
-        )),
-        _ => None,
+    let options = match values {
+        [0] => None,
+        [1, fields @ ..] => Some(options(fields)?),
+        _ => return None,
+    };
+    Some((
+        String::from_utf8(plugin.to_vec()).ok()?,
+        String::from_utf8(function.to_vec()).ok()?,
+        ByteBuf::from(input.to_vec()),
+        options,
+    ))
+}
+
+/// The values of `record { fuel : opt nat64; logs : opt bool }`, in field-id order, to the end.
+fn options(fields: &[u8]) -> Option<InvokeOptions> {
+    let mut options = InvokeOptions::default();
+    let mut rest = fields;
+    let fuel_first = candid::idl_hash("fuel") < candid::idl_hash("logs");
+    for field in if fuel_first { [0, 1] } else { [1, 0] } {
+        rest = match (field, rest) {
+            (_, [0, more @ ..]) => more,
+            (0, [1, more @ ..]) if more.len() >= 8 => {
+                let (fuel, more) = more.split_at(8);
+                options.fuel = Some(u64::from_le_bytes(fuel.try_into().ok()?));
+                more
+            }
+            (1, [1, logs @ (0 | 1), more @ ..]) => {
+                options.logs = Some(*logs == 1);
+                more
+            }
+            _ => return None,
+        };
     }
+    rest.is_empty().then_some(options)
 }
 
 /// A `text` or `blob` value: its LEB128 length, then its bytes.
@@ -120,6 +145,17 @@ mod tests {
             && a.3.as_ref().map(|o| (o.fuel, o.logs)) == b.3.as_ref().map(|o| (o.fuel, o.logs))
     }
 
+    /// `options` reads exactly these fields: a change to `InvokeOptions` must change it too.
+    #[test]
+    fn the_options_record_is_the_one_read_directly() {
+        use candid::CandidType;
+        assert_eq!(
+            InvokeOptions::ty().to_string(),
+            "record { fuel : opt nat64; logs : opt bool }",
+            "InvokeOptions changed: update `options` in args.rs"
+        );
+    }
+
     #[test]
     fn rust_encoded_arguments_without_options_are_read_directly_and_exactly() {
         let long = vec![7u8; 300];
@@ -157,8 +193,14 @@ mod tests {
             &with_options.3
         )
         .expect("encode");
-        assert!(direct(&bytes).is_none());
+        assert!(same(&direct(&bytes).expect("read directly"), &with_options));
         assert!(same(&decode_invoke_args(bytes), &with_options));
+        for (fuel, logs) in [(None, Some(false)), (Some(u64::MAX), None), (None, None)] {
+            let expected = args("p", "f", b"x", Some(InvokeOptions { fuel, logs }));
+            let bytes =
+                Encode!(&expected.0, &expected.1, &expected.2, &expected.3).expect("encode");
+            assert!(same(&direct(&bytes).expect("read directly"), &expected));
+        }
 
         // As dfx sends it: encoded from Candid text, with the types it infers.
         let text = candid_parser::parse_idl_args(r#"("counter", "increment", blob "1")"#)
