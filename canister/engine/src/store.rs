@@ -3,13 +3,18 @@
 //! Stable layout (layout version [`LAYOUT_VERSION`]), one virtual memory per structure:
 //!
 //! ```text
-//! meta       StableCell   "PLGE" | layout version u32 LE | next plugin id u64 LE
-//! plugins    BTreeMap     name (String)            -> PluginInfo (see `encode_record`)
-//! code       BTreeMap     sha256 [u8; 32]          -> module bytes, as uploaded
-//! code_refs  BTreeMap     sha256 [u8; 32]          -> number of plugins using the code (u64)
-//! pages      BTreeMap     (plugin id u64, chunk u32) -> 4 KiB of linear memory (absent = zeros)
-//! globals    BTreeMap     plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
-//! vars       BTreeMap     plugin id u64 BE ++ key (utf-8) -> value bytes
+//! meta        StableCell  "PLGE" | layout version u32 LE | next plugin id u64 LE
+//! plugins     BTreeMap    name (String)            -> PluginInfo (see `encode_record`)
+//! code        BTreeMap    sha256 [u8; 32]          -> module bytes, as uploaded
+//! code_refs   BTreeMap    sha256 [u8; 32]          -> number of plugins using the code (u64)
+//! chunk_slots BTreeMap    (plugin id u64, chunk u32) -> slot u64 in chunk_data (absent = zeros)
+//! chunk_data  raw memory  header: slots in use u64 LE | first free slot + 1 u64 LE (0 = none);
+//!                         slot s: 4 KiB of linear memory at (s + 1) × 4 KiB; a free slot's first
+//!                         8 bytes: the next free slot + 1
+//! globals     BTreeMap    plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
+//! vars        BTreeMap    plugin id u64 BE ++ key (utf-8) -> value bytes
+//! pages       BTreeMap    layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB: moved to
+//!                         chunk_slots/chunk_data when a layout-1 store is opened, then empty
 //!
 //! PluginInfo: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
 //!   code size u64 | functions: u32 n, n × str | memory pages u32 | max pages: u8 flag, u32 |
@@ -28,7 +33,7 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use crate::InvokePolicy;
 
 /// Version of the stable layout described above.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"PLGE";
 /// Size of the chunks in which plugin memory is stored and compared.
 pub const CHUNK_BYTES: usize = 4096;
@@ -43,8 +48,12 @@ pub struct StableMemories<M> {
     pub code: M,
     /// Reference counts of module bytes.
     pub code_refs: M,
-    /// Plugin memory chunks.
+    /// Layout 1's plugin memory chunks (emptied by the move to layout 2).
     pub pages: M,
+    /// Where each stored memory chunk is in `chunk_data`.
+    pub chunk_slots: M,
+    /// Memory chunk contents, one 4 KiB slot each.
+    pub chunk_data: M,
     /// Plugin mutable globals.
     pub globals: M,
     /// Plugin vars.
@@ -92,7 +101,8 @@ pub struct Store<M: Memory> {
     pub(crate) plugins: StableBTreeMap<String, PluginInfo, M>,
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
-    pages: StableBTreeMap<(u64, u32), Vec<u8>, M>,
+    chunk_slots: StableBTreeMap<(u64, u32), u64, M>,
+    chunk_data: ChunkData<M>,
     globals: StableBTreeMap<u64, Vec<u8>, M>,
     vars: StableBTreeMap<VarKey, Vec<u8>, M>,
 }
@@ -101,22 +111,53 @@ impl<M: Memory> Store<M> {
     /// Opens the structures (empty on first use). Panics on a foreign or newer layout: that is a
     /// broken deployment, not user input.
     pub fn init(memories: StableMemories<M>) -> Self {
-        let meta = StableCell::init(memories.meta, Meta { next_id: 0 });
-        Self {
+        let meta = StableCell::init(
+            memories.meta,
+            Meta {
+                version: LAYOUT_VERSION,
+                next_id: 0,
+            },
+        );
+        let layout_1 = meta.get().version == 1;
+        let mut store = Self {
             meta,
             plugins: StableBTreeMap::init(memories.plugins),
             code: StableBTreeMap::init(memories.code),
             code_refs: StableBTreeMap::init(memories.code_refs),
-            pages: StableBTreeMap::init(memories.pages),
+            chunk_slots: StableBTreeMap::init(memories.chunk_slots),
+            chunk_data: ChunkData::init(memories.chunk_data),
             globals: StableBTreeMap::init(memories.globals),
             vars: StableBTreeMap::init(memories.vars),
+        };
+        if layout_1 {
+            store.move_layout_1_chunks(StableBTreeMap::init(memories.pages));
         }
+        store
+    }
+
+    /// Layout 1 kept chunk bytes as B-tree values, and a B-tree rewrites every value of a node
+    /// when one changes (~110 k instructions per 4 KiB chunk written); layout 2 writes a chunk's
+    /// bytes in place. Moves every chunk, then empties the old map.
+    fn move_layout_1_chunks(&mut self, mut pages: StableBTreeMap<(u64, u32), Vec<u8>, M>) {
+        for entry in pages.iter() {
+            let (id, index) = *entry.key();
+            self.put_chunk(id, index, &entry.value());
+        }
+        pages.clear_new();
+        let next_id = self.meta.get().next_id;
+        self.meta.set(Meta {
+            version: LAYOUT_VERSION,
+            next_id,
+        });
     }
 
     /// A fresh plugin id.
     pub fn next_id(&mut self) -> u64 {
         let id = self.meta.get().next_id;
-        self.meta.set(Meta { next_id: id + 1 });
+        self.meta.set(Meta {
+            version: LAYOUT_VERSION,
+            next_id: id + 1,
+        });
         id
     }
 
@@ -156,18 +197,32 @@ impl<M: Memory> Store<M> {
 
     /// The plugin's stored memory chunks (non-zero ones only).
     pub fn chunks(&self, id: u64) -> impl Iterator<Item = (u32, Vec<u8>)> + '_ {
-        self.pages
+        self.chunk_slots
             .range((id, 0)..=(id, u32::MAX))
-            .map(|entry| (entry.key().1, entry.value()))
+            .map(|entry| (entry.key().1, self.chunk_data.read(entry.value())))
     }
 
-    /// Stores one memory chunk; an all-zero chunk is stored as absent.
+    /// Stores one memory chunk of [`CHUNK_BYTES`]; an all-zero chunk is stored as absent.
     pub fn put_chunk(&mut self, id: u64, index: u32, bytes: &[u8]) {
+        let slot = self.chunk_slots.get(&(id, index));
         if bytes.iter().all(|b| *b == 0) {
-            self.pages.remove(&(id, index));
+            if let Some(slot) = slot {
+                self.chunk_slots.remove(&(id, index));
+                self.chunk_data.free(slot);
+            }
         } else {
-            self.pages.insert((id, index), bytes.to_vec());
+            let slot = slot.unwrap_or_else(|| {
+                let slot = self.chunk_data.allocate();
+                self.chunk_slots.insert((id, index), slot);
+                slot
+            });
+            self.chunk_data.write(slot, bytes);
         }
+    }
+
+    /// Chunk slots in use (stored non-zero chunks of all plugins).
+    pub fn stored_chunks(&self) -> u64 {
+        self.chunk_slots.len()
     }
 
     /// The plugin's saved globals.
@@ -202,14 +257,94 @@ impl<M: Memory> Store<M> {
 
     /// Deletes all of a plugin's memory, globals and vars.
     pub fn delete_state(&mut self, id: u64) {
-        let chunks: Vec<u32> = self.chunks(id).map(|(index, _)| index).collect();
-        for index in chunks {
-            self.pages.remove(&(id, index));
+        let chunks: Vec<(u32, u64)> = self
+            .chunk_slots
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|entry| (entry.key().1, entry.value()))
+            .collect();
+        for (index, slot) in chunks {
+            self.chunk_slots.remove(&(id, index));
+            self.chunk_data.free(slot);
         }
         self.globals.remove(&id);
         for key in self.vars(id).into_keys() {
             self.vars.remove(&VarKey::new(id, &key));
         }
+    }
+}
+
+/// Memory chunk contents in fixed 4 KiB slots of a raw stable memory, written in place, with a
+/// free list threaded through the free slots (layout in the module docs).
+struct ChunkData<M: Memory> {
+    memory: M,
+    /// Slots ever allocated (in use or free).
+    slots: u64,
+    /// The first free slot + 1 (0: none).
+    free: u64,
+}
+
+impl<M: Memory> ChunkData<M> {
+    fn init(memory: M) -> Self {
+        let mut header = [0u8; 16];
+        if memory.size() > 0 {
+            memory.read(0, &mut header);
+        }
+        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+        Self {
+            slots: word(0),
+            free: word(8),
+            memory,
+        }
+    }
+
+    fn offset(slot: u64) -> u64 {
+        (slot + 1) * CHUNK_BYTES as u64
+    }
+
+    fn save_header(&self) {
+        let mut header = [0u8; 16];
+        header[..8].copy_from_slice(&self.slots.to_le_bytes());
+        header[8..].copy_from_slice(&self.free.to_le_bytes());
+        self.memory.write(0, &header);
+    }
+
+    fn allocate(&mut self) -> u64 {
+        let slot = if self.free > 0 {
+            let slot = self.free - 1;
+            let mut next = [0u8; 8];
+            self.memory.read(Self::offset(slot), &mut next);
+            self.free = u64::from_le_bytes(next);
+            slot
+        } else {
+            let slot = self.slots;
+            self.slots += 1;
+            let needed = Self::offset(slot + 1).div_ceil(65536);
+            if needed > self.memory.size() {
+                let grown = self.memory.grow(needed - self.memory.size());
+                assert!(grown >= 0, "stable memory is exhausted");
+            }
+            slot
+        };
+        self.save_header();
+        slot
+    }
+
+    fn free(&mut self, slot: u64) {
+        self.memory
+            .write(Self::offset(slot), &self.free.to_le_bytes());
+        self.free = slot + 1;
+        self.save_header();
+    }
+
+    fn write(&self, slot: u64, bytes: &[u8]) {
+        assert_eq!(bytes.len(), CHUNK_BYTES, "memory is stored in whole chunks");
+        self.memory.write(Self::offset(slot), bytes);
+    }
+
+    fn read(&self, slot: u64) -> Vec<u8> {
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        self.memory.read(Self::offset(slot), &mut chunk);
+        chunk
     }
 }
 
@@ -282,6 +417,8 @@ fn decode_globals(bytes: &[u8]) -> Vec<SavedGlobal> {
 }
 
 struct Meta {
+    /// The layout the stored data is in (1 until its chunks are moved, see `Store::init`).
+    version: u32,
     next_id: u64,
 }
 
@@ -289,7 +426,7 @@ impl Storable for Meta {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
         let mut w = Writer::default();
         w.0.extend_from_slice(MAGIC);
-        w.u32(LAYOUT_VERSION);
+        w.u32(self.version);
         w.u64(self.next_id);
         Cow::Owned(w.0)
     }
@@ -302,8 +439,14 @@ impl Storable for Meta {
         assert_eq!(&bytes[..4], MAGIC, "not a plugin engine layout");
         let mut r = Reader(&bytes[4..]);
         let version = r.u32();
-        assert_eq!(version, LAYOUT_VERSION, "unsupported engine layout version");
-        Meta { next_id: r.u64() }
+        assert!(
+            (1..=LAYOUT_VERSION).contains(&version),
+            "unsupported engine layout version {version}"
+        );
+        Meta {
+            version,
+            next_id: r.u64(),
+        }
     }
 
     const BOUND: Bound = Bound::Bounded {
@@ -454,5 +597,107 @@ impl<'a> Reader<'a> {
     }
     fn string(&mut self) -> String {
         String::from_utf8(self.bytes().to_vec()).expect("stored strings are utf-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_stable_structures::VectorMemory;
+
+    /// The store's memories, kept so that a store can be reopened over them.
+    #[derive(Clone, Default)]
+    struct Memories([VectorMemory; 9]);
+
+    impl Memories {
+        fn open(&self) -> Store<VectorMemory> {
+            let [
+                meta,
+                plugins,
+                code,
+                code_refs,
+                pages,
+                chunk_slots,
+                chunk_data,
+                globals,
+                vars,
+            ] = self.0.clone();
+            Store::init(StableMemories {
+                meta,
+                plugins,
+                code,
+                code_refs,
+                pages,
+                chunk_slots,
+                chunk_data,
+                globals,
+                vars,
+            })
+        }
+    }
+
+    fn chunk(byte: u8) -> Vec<u8> {
+        vec![byte; CHUNK_BYTES]
+    }
+
+    #[test]
+    fn chunks_are_written_in_place_and_their_slots_reused() {
+        let memories = Memories::default();
+        let mut store = memories.open();
+        store.put_chunk(1, 0, &chunk(1));
+        store.put_chunk(1, 7, &chunk(2));
+        store.put_chunk(2, 0, &chunk(3));
+        store.put_chunk(1, 7, &chunk(4));
+        assert_eq!(store.stored_chunks(), 3);
+        store.put_chunk(1, 0, &chunk(0));
+        let reopened = memories.open();
+        assert_eq!(reopened.chunks(1).collect::<Vec<_>>(), vec![(7, chunk(4))]);
+        assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(3))]);
+
+        // Freed slots (a zeroed chunk, a deleted plugin) are used again before new ones.
+        let mut store = reopened;
+        store.delete_state(1);
+        assert_eq!(store.stored_chunks(), 1);
+        let before = store.chunk_data.slots;
+        store.put_chunk(3, 0, &chunk(5));
+        store.put_chunk(3, 1, &chunk(6));
+        assert_eq!(store.chunk_data.slots, before);
+        store.put_chunk(3, 2, &chunk(7));
+        assert_eq!(store.chunk_data.slots, before + 1);
+        let reopened = memories.open();
+        assert_eq!(
+            reopened.chunks(3).collect::<Vec<_>>(),
+            vec![(0, chunk(5)), (1, chunk(6)), (2, chunk(7))]
+        );
+        assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(3))]);
+    }
+
+    #[test]
+    fn a_layout_1_store_moves_its_chunks_when_opened() {
+        let memories = Memories::default();
+        {
+            // What layout 1 left: its meta, and chunks as B-tree values.
+            let [meta, _, _, _, pages, ..] = memories.0.clone();
+            StableCell::init(
+                meta,
+                Meta {
+                    version: 1,
+                    next_id: 3,
+                },
+            );
+            let mut old: StableBTreeMap<(u64, u32), Vec<u8>, _> = StableBTreeMap::init(pages);
+            old.insert((0, 0), chunk(9));
+            old.insert((2, 5), chunk(8));
+        }
+        let mut store = memories.open();
+        assert_eq!(store.meta.get().version, LAYOUT_VERSION);
+        assert_eq!(store.chunks(0).collect::<Vec<_>>(), vec![(0, chunk(9))]);
+        assert_eq!(store.chunks(2).collect::<Vec<_>>(), vec![(5, chunk(8))]);
+        assert_eq!(store.next_id(), 3);
+        let [.., pages, _, _, _, _] = memories.0.clone();
+        let old: StableBTreeMap<(u64, u32), Vec<u8>, _> = StableBTreeMap::init(pages);
+        assert!(old.is_empty(), "layout 1's chunks are gone once moved");
+        // Opening again finds layout 2 and moves nothing.
+        assert_eq!(memories.open().chunks(2).count(), 1);
     }
 }

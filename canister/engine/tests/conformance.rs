@@ -41,6 +41,8 @@ fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<Vect
             code: m(),
             code_refs: m(),
             pages: m(),
+            chunk_slots: m(),
+            chunk_data: m(),
             globals: m(),
             vars: m(),
         },

@@ -28,12 +28,22 @@ fn meter() -> Meter {
 
 /// Stable memories that survive dropping the engine (an upgrade keeps them).
 #[derive(Clone, Default)]
-struct Memories([VectorMemory; 7]);
+struct Memories([VectorMemory; 9]);
 
 impl Memories {
     fn open(&self, limits: Limits) -> Engine<VectorMemory> {
         let m = self.0.clone();
-        let [meta, plugins, code, code_refs, pages, globals, vars] = m;
+        let [
+            meta,
+            plugins,
+            code,
+            code_refs,
+            pages,
+            chunk_slots,
+            chunk_data,
+            globals,
+            vars,
+        ] = m;
         Engine::init(
             StableMemories {
                 meta,
@@ -41,6 +51,8 @@ impl Memories {
                 code,
                 code_refs,
                 pages,
+                chunk_slots,
+                chunk_data,
                 globals,
                 vars,
             },

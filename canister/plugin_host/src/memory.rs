@@ -20,9 +20,13 @@ pub const ENGINE_PLUGINS: MemoryId = MemoryId::new(3);
 pub const ENGINE_CODE: MemoryId = MemoryId::new(4);
 /// Engine: module reference counts.
 pub const ENGINE_CODE_REFS: MemoryId = MemoryId::new(5);
-/// Engine: plugin memory chunks.
+/// Engine: plugin memory chunks of engine layout 1 (emptied when a layout-1 store is opened).
 pub const ENGINE_PAGES: MemoryId = MemoryId::new(6);
 /// Engine: plugin globals.
 pub const ENGINE_GLOBALS: MemoryId = MemoryId::new(7);
 /// Engine: plugin vars.
 pub const ENGINE_VARS: MemoryId = MemoryId::new(8);
+/// Engine: where each plugin memory chunk is stored.
+pub const ENGINE_CHUNK_SLOTS: MemoryId = MemoryId::new(9);
+/// Engine: plugin memory chunk contents.
+pub const ENGINE_CHUNK_DATA: MemoryId = MemoryId::new(10);

@@ -56,6 +56,8 @@ pub fn open() {
             code: manager.get(memory::ENGINE_CODE),
             code_refs: manager.get(memory::ENGINE_CODE_REFS),
             pages: manager.get(memory::ENGINE_PAGES),
+            chunk_slots: manager.get(memory::ENGINE_CHUNK_SLOTS),
+            chunk_data: manager.get(memory::ENGINE_CHUNK_DATA),
             globals: manager.get(memory::ENGINE_GLOBALS),
             vars: manager.get(memory::ENGINE_VARS),
         },
