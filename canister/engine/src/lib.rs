@@ -294,15 +294,12 @@ impl<M: Memory> Engine<M> {
 
     /// One plugin.
     pub fn get(&self, name: &str) -> Option<PluginInfo> {
-        self.store.plugins.get(&name.to_owned())
+        self.store.record(name)
     }
 
     /// The owner and invoke policy of a plugin (what the canister needs to authorise a call).
     pub fn access(&self, name: &str) -> Option<(Vec<u8>, InvokePolicy)> {
-        self.store
-            .plugins
-            .get(&name.to_owned())
-            .map(|r| (r.owner, r.invoke_policy))
+        self.store.record(name).map(|r| (r.owner, r.invoke_policy))
     }
 
     /// Plugins in name order after `start_after`, at most `limit`, and the name to continue after.
@@ -318,10 +315,8 @@ impl<M: Memory> Engine<M> {
         };
         let mut page: Vec<PluginInfo> = self
             .store
-            .plugins
-            .range((start, Unbounded))
+            .records((start, Unbounded))
             .take(limit.saturating_add(1))
-            .map(|entry| entry.value())
             .collect();
         let next = if page.len() > limit {
             page.truncate(limit);
@@ -345,7 +340,7 @@ impl<M: Memory> Engine<M> {
         _meter: &dyn InstructionMeter,
     ) -> Result<PluginInfo, InstallError> {
         validate_name(req.name)?;
-        if self.store.plugins.contains_key(&req.name.to_owned()) {
+        if self.store.has_record(req.name) {
             return Err(InstallError::NameTaken {
                 name: req.name.to_owned(),
             });
@@ -381,9 +376,7 @@ impl<M: Memory> Engine<M> {
         };
         self.store.add_code_ref(sha256, req.wasm);
         warm.save_initial(&mut self.store, id);
-        self.store
-            .plugins
-            .insert(record.name.clone(), record.clone());
+        self.store.put_record(&record);
         self.insert_warm(record.name.clone(), warm);
         Ok(record)
     }
@@ -408,7 +401,7 @@ impl<M: Memory> Engine<M> {
         meter: &dyn InstructionMeter,
         authorize: impl FnOnce(&[u8], &InvokePolicy) -> Result<(), Refusal>,
     ) -> Result<Result<InvokeOutcome, InvokeFailure>, Refusal> {
-        let Some(record) = self.store.plugins.get(&req.plugin.to_owned()) else {
+        let Some(record) = self.store.record(req.plugin) else {
             return Ok(Err(not_run(InvokeError::UnknownPlugin {
                 name: req.plugin.to_owned(),
             })));
@@ -478,7 +471,7 @@ impl<M: Memory> Engine<M> {
                 record.calls += 1;
                 record.fuel_used_total += fuel_used;
                 record.memory_pages = warm.memory_pages();
-                self.store.plugins.insert(record.name.clone(), record);
+                self.store.put_usage(&record);
                 Ok(InvokeOutcome {
                     output,
                     fuel_used,
@@ -506,11 +499,12 @@ impl<M: Memory> Engine<M> {
 
     /// Removes a plugin and all its state; frees its code when no other plugin uses it.
     pub fn uninstall(&mut self, name: &str) -> Result<(), ManageError> {
-        let record = self.store.plugins.remove(&name.to_owned()).ok_or_else(|| {
-            ManageError::UnknownPlugin {
+        let record = self
+            .store
+            .remove_record(name)
+            .ok_or_else(|| ManageError::UnknownPlugin {
                 name: name.to_owned(),
-            }
-        })?;
+            })?;
         self.warm.remove(name);
         self.store.delete_state(record.id);
         if self.store.release_code_ref(record.code_sha256) {
@@ -553,13 +547,12 @@ impl<M: Memory> Engine<M> {
         now_ns: u64,
         meter: &dyn InstructionMeter,
     ) -> Result<PluginInfo, InstallError> {
-        let mut record = self
-            .store
-            .plugins
-            .get(&req.name.to_owned())
-            .ok_or_else(|| InstallError::UnknownPlugin {
-                name: req.name.to_owned(),
-            })?;
+        let mut record =
+            self.store
+                .record(req.name)
+                .ok_or_else(|| InstallError::UnknownPlugin {
+                    name: req.name.to_owned(),
+                })?;
         let facts = validate::inspect(req.wasm, &self.limits)?;
         if let Some(migration) = req.migration
             && !facts.functions.iter().any(|f| f == migration)
@@ -649,9 +642,7 @@ impl<M: Memory> Engine<M> {
         record.memory_pages = warm.memory_pages();
         record.updated_at_ns = now_ns;
         record.fuel_used_total += fuel_used_by_migration;
-        self.store
-            .plugins
-            .insert(record.name.clone(), record.clone());
+        self.store.put_record(&record);
         self.warm.remove(req.name);
         self.insert_warm(record.name.clone(), warm);
         Ok(record)
@@ -663,16 +654,15 @@ impl<M: Memory> Engine<M> {
         now_ns: u64,
         change: impl FnOnce(&mut PluginInfo),
     ) -> Result<PluginInfo, ManageError> {
-        let mut record =
-            self.store
-                .plugins
-                .get(&name.to_owned())
-                .ok_or_else(|| ManageError::UnknownPlugin {
-                    name: name.to_owned(),
-                })?;
+        let mut record = self
+            .store
+            .record(name)
+            .ok_or_else(|| ManageError::UnknownPlugin {
+                name: name.to_owned(),
+            })?;
         change(&mut record);
         record.updated_at_ns = now_ns;
-        self.store.plugins.insert(name.to_owned(), record.clone());
+        self.store.put_record(&record);
         Ok(record)
     }
 

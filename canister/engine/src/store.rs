@@ -11,6 +11,9 @@
 //! chunk_data  raw memory  header: slots in use u64 LE | first free slot + 1 u64 LE (0 = none);
 //!                         slot s: 4 KiB of linear memory at (s + 1) × 4 KiB; a free slot's first
 //!                         8 bytes: the next free slot + 1
+//! usage       raw memory  plugin id × 24: calls u64 LE | fuel used total u64 LE | memory pages
+//!                         u32 LE | 1 u32 LE; where that last word is 0, the record's own figures
+//!                         hold (the record keeps them as of its last full write)
 //! globals     BTreeMap    plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
 //! vars        BTreeMap    plugin id u64 BE ++ key (utf-8) -> value bytes
 //! pages       BTreeMap    layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB: moved to
@@ -35,6 +38,8 @@ use crate::InvokePolicy;
 /// Version of the stable layout described above.
 pub const LAYOUT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"PLGE";
+/// Bytes of one plugin's usage entry.
+const USAGE_BYTES: u64 = 24;
 /// Size of the chunks in which plugin memory is stored and compared.
 pub const CHUNK_BYTES: usize = 4096;
 
@@ -54,6 +59,8 @@ pub struct StableMemories<M> {
     pub chunk_slots: M,
     /// Memory chunk contents, one 4 KiB slot each.
     pub chunk_data: M,
+    /// Each plugin's call counters and memory size, written in place per call.
+    pub usage: M,
     /// Plugin mutable globals.
     pub globals: M,
     /// Plugin vars.
@@ -98,7 +105,8 @@ pub struct PluginInfo {
 /// The engine's stable structures.
 pub struct Store<M: Memory> {
     meta: StableCell<Meta, M>,
-    pub(crate) plugins: StableBTreeMap<String, PluginInfo, M>,
+    plugins: StableBTreeMap<String, PluginInfo, M>,
+    usage: M,
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
     chunk_slots: StableBTreeMap<(u64, u32), u64, M>,
@@ -122,6 +130,7 @@ impl<M: Memory> Store<M> {
         let mut store = Self {
             meta,
             plugins: StableBTreeMap::init(memories.plugins),
+            usage: memories.usage,
             code: StableBTreeMap::init(memories.code),
             code_refs: StableBTreeMap::init(memories.code_refs),
             chunk_slots: StableBTreeMap::init(memories.chunk_slots),
@@ -159,6 +168,75 @@ impl<M: Memory> Store<M> {
             next_id: id + 1,
         });
         id
+    }
+
+    /// A plugin's record, with its current usage.
+    pub fn record(&self, name: &str) -> Option<PluginInfo> {
+        self.plugins
+            .get(&name.to_owned())
+            .map(|record| self.with_usage(record))
+    }
+
+    /// Whether a plugin of this name is installed.
+    pub fn has_record(&self, name: &str) -> bool {
+        self.plugins.contains_key(&name.to_owned())
+    }
+
+    /// Records in name order within `names`, with their current usage.
+    pub fn records(
+        &self,
+        names: impl std::ops::RangeBounds<String>,
+    ) -> impl Iterator<Item = PluginInfo> + '_ {
+        self.plugins
+            .range(names)
+            .map(|entry| self.with_usage(entry.value()))
+    }
+
+    /// Writes a whole record, and its usage.
+    pub fn put_record(&mut self, record: &PluginInfo) {
+        self.plugins.insert(record.name.clone(), record.clone());
+        self.put_usage(record);
+    }
+
+    /// Removes a record.
+    pub fn remove_record(&mut self, name: &str) -> Option<PluginInfo> {
+        self.plugins
+            .remove(&name.to_owned())
+            .map(|record| self.with_usage(record))
+    }
+
+    /// Writes only a record's usage (calls, fuel used, memory pages): what a call changes. A
+    /// B-tree rewrites the node a changed record is in; this writes 24 bytes in place.
+    pub fn put_usage(&mut self, record: &PluginInfo) {
+        let offset = record.id * USAGE_BYTES;
+        let needed = (offset + USAGE_BYTES).div_ceil(65536);
+        if needed > self.usage.size() {
+            let grown = self.usage.grow(needed - self.usage.size());
+            assert!(grown >= 0, "stable memory is exhausted");
+        }
+        let mut usage = [0u8; USAGE_BYTES as usize];
+        usage[..8].copy_from_slice(&record.calls.to_le_bytes());
+        usage[8..16].copy_from_slice(&record.fuel_used_total.to_le_bytes());
+        usage[16..20].copy_from_slice(&record.memory_pages.to_le_bytes());
+        usage[20..].copy_from_slice(&1u32.to_le_bytes());
+        self.usage.write(offset, &usage);
+    }
+
+    fn with_usage(&self, mut record: PluginInfo) -> PluginInfo {
+        let offset = record.id * USAGE_BYTES;
+        if offset + USAGE_BYTES <= self.usage.size() * 65536 {
+            let mut usage = [0u8; USAGE_BYTES as usize];
+            self.usage.read(offset, &mut usage);
+            if usage[20..] == 1u32.to_le_bytes() {
+                let word =
+                    |at: usize| u64::from_le_bytes(usage[at..at + 8].try_into().expect("8 bytes"));
+                record.calls = word(0);
+                record.fuel_used_total = word(8);
+                record.memory_pages =
+                    u32::from_le_bytes(usage[16..20].try_into().expect("4 bytes"));
+            }
+        }
+        record
     }
 
     /// Stores module bytes (once per distinct module) and counts one more user.
@@ -607,7 +685,7 @@ mod tests {
 
     /// The store's memories, kept so that a store can be reopened over them.
     #[derive(Clone, Default)]
-    struct Memories([VectorMemory; 9]);
+    struct Memories([VectorMemory; 10]);
 
     impl Memories {
         fn open(&self) -> Store<VectorMemory> {
@@ -619,6 +697,7 @@ mod tests {
                 pages,
                 chunk_slots,
                 chunk_data,
+                usage,
                 globals,
                 vars,
             ] = self.0.clone();
@@ -630,6 +709,7 @@ mod tests {
                 pages,
                 chunk_slots,
                 chunk_data,
+                usage,
                 globals,
                 vars,
             })
@@ -672,6 +752,52 @@ mod tests {
         assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(3))]);
     }
 
+    fn plugin(id: u64, name: &str) -> PluginInfo {
+        PluginInfo {
+            id,
+            name: name.into(),
+            owner: vec![1],
+            code_sha256: [0; 32],
+            code_size: 1,
+            functions: vec!["f".into()],
+            memory_pages: 1,
+            max_memory_pages: None,
+            fuel_limit: 10,
+            calls: 0,
+            fuel_used_total: 0,
+            installed_at_ns: 0,
+            updated_at_ns: 0,
+            invoke_policy: InvokePolicy::Public,
+            config: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn usage_is_written_in_place_and_read_with_the_record() {
+        let memories = Memories::default();
+        let mut store = memories.open();
+        store.put_record(&plugin(3, "b"));
+        store.put_record(&plugin(0, "a"));
+        let mut used = plugin(3, "b");
+        (used.calls, used.fuel_used_total, used.memory_pages) = (5, 700, 9);
+        store.put_usage(&used);
+        let store = memories.open();
+        assert_eq!(store.record("b"), Some(used.clone()));
+        assert_eq!(
+            store.records(..).collect::<Vec<_>>(),
+            vec![plugin(0, "a"), used]
+        );
+
+        // A record written before usage was kept apart (layout 1) shows its own figures.
+        let mut old = plugin(9, "c");
+        old.calls = 4;
+        let mut store = store;
+        store.plugins.insert("c".into(), old.clone());
+        assert_eq!(store.record("c"), Some(old));
+        assert_eq!(store.remove_record("b").map(|r| r.calls), Some(5));
+        assert!(!store.has_record("b"));
+    }
+
     #[test]
     fn a_layout_1_store_moves_its_chunks_when_opened() {
         let memories = Memories::default();
@@ -694,7 +820,7 @@ mod tests {
         assert_eq!(store.chunks(0).collect::<Vec<_>>(), vec![(0, chunk(9))]);
         assert_eq!(store.chunks(2).collect::<Vec<_>>(), vec![(5, chunk(8))]);
         assert_eq!(store.next_id(), 3);
-        let [.., pages, _, _, _, _] = memories.0.clone();
+        let [.., pages, _, _, _, _, _] = memories.0.clone();
         let old: StableBTreeMap<(u64, u32), Vec<u8>, _> = StableBTreeMap::init(pages);
         assert!(old.is_empty(), "layout 1's chunks are gone once moved");
         // Opening again finds layout 2 and moves nothing.

@@ -43,6 +43,7 @@ fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<Vect
             pages: m(),
             chunk_slots: m(),
             chunk_data: m(),
+            usage: m(),
             globals: m(),
             vars: m(),
         },

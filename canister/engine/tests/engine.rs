@@ -28,7 +28,7 @@ fn meter() -> Meter {
 
 /// Stable memories that survive dropping the engine (an upgrade keeps them).
 #[derive(Clone, Default)]
-struct Memories([VectorMemory; 9]);
+struct Memories([VectorMemory; 10]);
 
 impl Memories {
     fn open(&self, limits: Limits) -> Engine<VectorMemory> {
@@ -41,6 +41,7 @@ impl Memories {
             pages,
             chunk_slots,
             chunk_data,
+            usage,
             globals,
             vars,
         ] = m;
@@ -53,6 +54,7 @@ impl Memories {
                 pages,
                 chunk_slots,
                 chunk_data,
+                usage,
                 globals,
                 vars,
             },

@@ -30,3 +30,5 @@ pub const ENGINE_VARS: MemoryId = MemoryId::new(8);
 pub const ENGINE_CHUNK_SLOTS: MemoryId = MemoryId::new(9);
 /// Engine: plugin memory chunk contents.
 pub const ENGINE_CHUNK_DATA: MemoryId = MemoryId::new(10);
+/// Engine: each plugin's call counters and memory size.
+pub const ENGINE_USAGE: MemoryId = MemoryId::new(11);

@@ -58,6 +58,7 @@ pub fn open() {
             pages: manager.get(memory::ENGINE_PAGES),
             chunk_slots: manager.get(memory::ENGINE_CHUNK_SLOTS),
             chunk_data: manager.get(memory::ENGINE_CHUNK_DATA),
+            usage: manager.get(memory::ENGINE_USAGE),
             globals: manager.get(memory::ENGINE_GLOBALS),
             vars: manager.get(memory::ENGINE_VARS),
         },
