@@ -28,6 +28,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use ic_stable_structures::storable::Bound;
@@ -38,6 +39,8 @@ use crate::InvokePolicy;
 /// Version of the stable layout described above.
 pub const LAYOUT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"PLGE";
+/// Most records kept on the heap (about 300 bytes each).
+const RECORD_CACHE_ENTRIES: usize = 20_000;
 /// Bytes of one plugin's usage entry.
 const USAGE_BYTES: u64 = 24;
 /// Size of the chunks in which plugin memory is stored and compared.
@@ -106,6 +109,9 @@ pub struct PluginInfo {
 pub struct Store<M: Memory> {
     meta: StableCell<Meta, M>,
     plugins: StableBTreeMap<String, PluginInfo, M>,
+    /// Heap copies of records read or written since the canister started (at most
+    /// [`RECORD_CACHE_ENTRIES`]): a B-tree read costs more the more plugins there are.
+    cached_records: RefCell<BTreeMap<String, PluginInfo>>,
     usage: M,
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
@@ -130,6 +136,7 @@ impl<M: Memory> Store<M> {
         let mut store = Self {
             meta,
             plugins: StableBTreeMap::init(memories.plugins),
+            cached_records: RefCell::new(BTreeMap::new()),
             usage: memories.usage,
             code: StableBTreeMap::init(memories.code),
             code_refs: StableBTreeMap::init(memories.code_refs),
@@ -172,9 +179,19 @@ impl<M: Memory> Store<M> {
 
     /// A plugin's record, with its current usage.
     pub fn record(&self, name: &str) -> Option<PluginInfo> {
-        self.plugins
-            .get(&name.to_owned())
-            .map(|record| self.with_usage(record))
+        if let Some(record) = self.cached_records.borrow().get(name) {
+            return Some(record.clone());
+        }
+        let record = self.with_usage(self.plugins.get(&name.to_owned())?);
+        self.cache(&record);
+        Some(record)
+    }
+
+    fn cache(&self, record: &PluginInfo) {
+        let mut cached = self.cached_records.borrow_mut();
+        if cached.len() < RECORD_CACHE_ENTRIES || cached.contains_key(&record.name) {
+            cached.insert(record.name.clone(), record.clone());
+        }
     }
 
     /// Whether a plugin of this name is installed.
@@ -196,10 +213,12 @@ impl<M: Memory> Store<M> {
     pub fn put_record(&mut self, record: &PluginInfo) {
         self.plugins.insert(record.name.clone(), record.clone());
         self.put_usage(record);
+        self.cache(record);
     }
 
     /// Removes a record.
     pub fn remove_record(&mut self, name: &str) -> Option<PluginInfo> {
+        self.cached_records.get_mut().remove(name);
         self.plugins
             .remove(&name.to_owned())
             .map(|record| self.with_usage(record))
@@ -220,6 +239,11 @@ impl<M: Memory> Store<M> {
         usage[16..20].copy_from_slice(&record.memory_pages.to_le_bytes());
         usage[20..].copy_from_slice(&1u32.to_le_bytes());
         self.usage.write(offset, &usage);
+        if let Some(cached) = self.cached_records.get_mut().get_mut(&record.name) {
+            cached.calls = record.calls;
+            cached.fuel_used_total = record.fuel_used_total;
+            cached.memory_pages = record.memory_pages;
+        }
     }
 
     fn with_usage(&self, mut record: PluginInfo) -> PluginInfo {
@@ -778,9 +802,11 @@ mod tests {
         let mut store = memories.open();
         store.put_record(&plugin(3, "b"));
         store.put_record(&plugin(0, "a"));
+        assert_eq!(store.record("b"), Some(plugin(3, "b")));
         let mut used = plugin(3, "b");
         (used.calls, used.fuel_used_total, used.memory_pages) = (5, 700, 9);
         store.put_usage(&used);
+        assert_eq!(store.record("b"), Some(used.clone()), "the heap copy follows");
         let store = memories.open();
         assert_eq!(store.record("b"), Some(used.clone()));
         assert_eq!(
