@@ -806,7 +806,11 @@ mod tests {
         let mut used = plugin(3, "b");
         (used.calls, used.fuel_used_total, used.memory_pages) = (5, 700, 9);
         store.put_usage(&used);
-        assert_eq!(store.record("b"), Some(used.clone()), "the heap copy follows");
+        assert_eq!(
+            store.record("b"),
+            Some(used.clone()),
+            "the heap copy follows"
+        );
         let store = memories.open();
         assert_eq!(store.record("b"), Some(used.clone()));
         assert_eq!(

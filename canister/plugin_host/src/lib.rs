@@ -53,9 +53,20 @@ fn caller() -> Caller {
     }
 }
 
+/// Builds the reply type parts of every query now, in an update-like message whose heap persists.
+fn prepare_query_replies() {
+    reply::prepare::<Vec<ByteBuf>>();
+    reply::prepare::<ListPage>();
+    reply::prepare::<Option<PluginInfo>>();
+    reply::prepare::<Result<InvokeReply, InvokeFailure>>();
+    reply::prepare::<Settings>();
+    reply::prepare::<Principal>();
+}
+
 #[ic_cdk::init]
 fn init(args: Option<InitArgs>) {
     state::open();
+    prepare_query_replies();
     let settings = args.unwrap_or_default().apply(Settings::default());
     state::write(|s| s.set_settings(settings));
 }
@@ -63,6 +74,7 @@ fn init(args: Option<InitArgs>) {
 #[ic_cdk::post_upgrade]
 fn post_upgrade(args: Option<InitArgs>) {
     state::open();
+    prepare_query_replies();
     if let Some(args) = args {
         state::write(|s| {
             let settings = args.apply(s.settings.clone());

@@ -21,6 +21,18 @@ thread_local! {
     static PREFIXES: RefCell<BTreeMap<TypeId, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
 }
 
+/// Builds the type part of `T`'s replies now, if not yet built. A query's changes to the heap are
+/// discarded when it ends, so a query would build it again on every call (for `list`, ~300 k);
+/// init and post_upgrade prepare every query's reply type.
+pub fn prepare<T: CandidType + 'static>() {
+    PREFIXES.with(|prefixes| {
+        prefixes
+            .borrow_mut()
+            .entry(TypeId::of::<T>())
+            .or_insert_with(type_prefix::<T>);
+    });
+}
+
 /// The Candid encoding of `value` as a one-value reply, as `candid::encode_one` makes it.
 pub fn encode<T: CandidType + 'static>(value: &T) -> Vec<u8> {
     let mut bytes = PREFIXES.with(|prefixes| {
