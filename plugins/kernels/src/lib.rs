@@ -25,7 +25,14 @@ macro_rules! kernels {
     )*};
 }
 
-kernels!(int_loop, fibonacci, sort, sha256, mem_copy_compare, json_parse);
+kernels!(
+    int_loop,
+    fibonacci,
+    sort,
+    sha256,
+    mem_copy_compare,
+    json_parse
+);
 
 /// The host's primitives, run natively on this plugin's memory (P1b).
 const HOST_PRIMITIVES: bench_kernels::Primitives = bench_kernels::Primitives {
