@@ -70,6 +70,38 @@ pub struct StableMemories<M> {
     pub vars: M,
 }
 
+impl<M> StableMemories<M> {
+    /// The memories in the order of the fields above: for hosts and tests that hand memories out
+    /// by position.
+    pub fn from_array(
+        [
+            meta,
+            plugins,
+            code,
+            code_refs,
+            pages,
+            chunk_slots,
+            chunk_data,
+            usage,
+            globals,
+            vars,
+        ]: [M; 10],
+    ) -> Self {
+        Self {
+            meta,
+            plugins,
+            code,
+            code_refs,
+            pages,
+            chunk_slots,
+            chunk_data,
+            usage,
+            globals,
+            vars,
+        }
+    }
+}
+
 /// Everything the engine keeps about an installed plugin (its state aside), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
@@ -713,30 +745,7 @@ mod tests {
 
     impl Memories {
         fn open(&self) -> Store<VectorMemory> {
-            let [
-                meta,
-                plugins,
-                code,
-                code_refs,
-                pages,
-                chunk_slots,
-                chunk_data,
-                usage,
-                globals,
-                vars,
-            ] = self.0.clone();
-            Store::init(StableMemories {
-                meta,
-                plugins,
-                code,
-                code_refs,
-                pages,
-                chunk_slots,
-                chunk_data,
-                usage,
-                globals,
-                vars,
-            })
+            Store::init(StableMemories::from_array(self.0.clone()))
         }
     }
 

@@ -33,20 +33,8 @@ fn built(name: &str) -> Vec<u8> {
 }
 
 fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<VectorMemory> {
-    let m = VectorMemory::default;
     let mut engine = Engine::init(
-        StableMemories {
-            meta: m(),
-            plugins: m(),
-            code: m(),
-            code_refs: m(),
-            pages: m(),
-            chunk_slots: m(),
-            chunk_data: m(),
-            usage: m(),
-            globals: m(),
-            vars: m(),
-        },
+        StableMemories::from_array(Default::default()),
         Limits::default(),
     );
     let wasm = built(plugin);

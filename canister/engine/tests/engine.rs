@@ -32,34 +32,7 @@ struct Memories([VectorMemory; 10]);
 
 impl Memories {
     fn open(&self, limits: Limits) -> Engine<VectorMemory> {
-        let m = self.0.clone();
-        let [
-            meta,
-            plugins,
-            code,
-            code_refs,
-            pages,
-            chunk_slots,
-            chunk_data,
-            usage,
-            globals,
-            vars,
-        ] = m;
-        Engine::init(
-            StableMemories {
-                meta,
-                plugins,
-                code,
-                code_refs,
-                pages,
-                chunk_slots,
-                chunk_data,
-                usage,
-                globals,
-                vars,
-            },
-            limits,
-        )
+        Engine::init(StableMemories::from_array(self.0.clone()), limits)
     }
 }
 
