@@ -106,6 +106,11 @@ impl ResumableOutOfFuelError {
     pub(crate) fn required_fuel(self) -> u64 {
         self.required_fuel
     }
+
+    /// plugin_host patch: the minimum fuel required to progress execution.
+    pub(crate) fn required(&self) -> u64 {
+        self.required_fuel
+    }
 }
 
 /// Returned by calling a [`Func`] in a resumable way.

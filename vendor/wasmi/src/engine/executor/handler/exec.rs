@@ -226,6 +226,7 @@ execution_handler! {
         // SAFETY: `func` is the exposed address of a `FuncEntry` in the engine's append-only
         //         `CodeMap`, baked into the bytecode; it stays valid while this bytecode runs.
         let func = unsafe { FuncEntryPtr::from(usize::from(func)).get() };
+        compile_or_yield!(store, args, ip, func); // plugin_host patch
         args.call_func_entry(store, func, params, None)?;
         dispatch!(store, args)
     }
@@ -246,6 +247,11 @@ execution_handler! {
         let mut args = Args::from_parts(ip, sp, mem0, mem0_len, instance, ireg, freg32, freg64);
         let crate::ir::decode::CallImported { params, func } = unsafe { args.decode_op() };
         let (func, func_entity) = utils::load_func_entry(args.instance, func);
+        // plugin_host patch: compile a wasm callee first (see `compile_or_yield!`).
+        // SAFETY: as in `utils::call_wasm_or_host`: read before any store mutation.
+        if let crate::func::FuncEntity::Wasm(callee) = unsafe { func_entity.as_ref() } {
+            compile_or_yield!(store, args, ip, callee.func_entry());
+        }
         args.call_wasm_or_host_func(store, func, func_entity, params)?;
         dispatch!(store, args)
     }
@@ -274,6 +280,11 @@ macro_rules! call_indirect_execution_handler {
                         index,
                     } = unsafe { args.decode_op() };
                     let (func, func_entity) = args.resolve_indirect_func(store, index, table, func_type)?;
+                    // plugin_host patch: compile a wasm callee first (see `compile_or_yield!`).
+                    // SAFETY: as in `utils::call_wasm_or_host`: read before any store mutation.
+                    if let crate::func::FuncEntity::Wasm(callee) = unsafe { func_entity.as_ref() } {
+                        compile_or_yield!(store, args, ip, callee.func_entry());
+                    }
                     args.call_wasm_or_host_func(store, func, func_entity, params)?;
                     dispatch!(store, args)
                 }
@@ -304,6 +315,7 @@ execution_handler! {
         let crate::ir::decode::ReturnCallInternal { params, func } = unsafe { args.decode_op() };
         // SAFETY: see `call_internal`.
         let func = unsafe { FuncEntryPtr::from(usize::from(func)).get() };
+        compile_or_yield!(store, args, ip, func); // plugin_host patch
         args.return_call_func_entry(store, func, params, None)?;
         dispatch!(store, args)
     }
@@ -324,6 +336,11 @@ execution_handler! {
         let mut args = Args::from_parts(ip, sp, mem0, mem0_len, instance, ireg, freg32, freg64);
         let crate::ir::decode::ReturnCallImported { params, func } = unsafe { args.decode_op() };
         let (func, func_entity) = utils::load_func_entry(instance, func);
+        // plugin_host patch: compile a wasm callee first (see `compile_or_yield!`).
+        // SAFETY: as in `utils::call_wasm_or_host`: read before any store mutation.
+        if let crate::func::FuncEntity::Wasm(callee) = unsafe { func_entity.as_ref() } {
+            compile_or_yield!(store, args, ip, callee.func_entry());
+        }
         args.return_call_wasm_or_host_func(store, func, func_entity, params)?;
         dispatch!(store, args)
     }
@@ -352,6 +369,11 @@ macro_rules! return_call_indirect_execution_handler {
                         table,
                     } = unsafe { args.decode_op() };
                     let (func, func_entity) = args.resolve_indirect_func(store, index, table, func_type)?;
+                    // plugin_host patch: compile a wasm callee first (see `compile_or_yield!`).
+                    // SAFETY: as in `utils::call_wasm_or_host`: read before any store mutation.
+                    if let crate::func::FuncEntity::Wasm(callee) = unsafe { func_entity.as_ref() } {
+                        compile_or_yield!(store, args, ip, callee.func_entry());
+                    }
                     args.return_call_wasm_or_host_func(store, func, func_entity, params)?;
                     dispatch!(store, args)
                 }

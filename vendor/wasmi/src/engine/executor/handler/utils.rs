@@ -90,6 +90,37 @@ macro_rules! compile_or_get_func_entry {
     }};
 }
 
+/// plugin_host patch: compiles `$func` (lazy compilation) before a call op pushes its frame.
+/// When the fuel left cannot pay for compiling it, stops the execution resumably at the call op
+/// (`$ip`), so that resuming with more fuel executes the call op again. wasmi 2.0.0 ended the
+/// execution here with an error that cannot be resumed.
+macro_rules! compile_or_yield {
+    ($store:expr, $args:expr, $ip:expr, $func:expr) => {{
+        if let ::core::result::Result::Err(error) =
+            $crate::engine::executor::handler::utils::compile_or_get_func_entry($store, $func)
+        {
+            match $crate::engine::executor::handler::utils::fuel_to_compile(&error) {
+                ::core::option::Option::Some(required_fuel) => {
+                    $args.set_ip($ip);
+                    out_of_fuel!($store, $args, required_fuel)
+                }
+                ::core::option::Option::None => {
+                    done!($store, $crate::engine::executor::handler::DoneReason::error(error))
+                }
+            }
+        }
+    }};
+}
+
+/// plugin_host patch: the fuel a lazy compilation needed, if `error` says it ran out of fuel.
+#[cold]
+pub fn fuel_to_compile(error: &Error) -> Option<u64> {
+    match error.kind() {
+        crate::error::ErrorKind::ResumableOutOfFuel(error) => Some(error.required()),
+        _ => None,
+    }
+}
+
 macro_rules! trap {
     ($trap_code:expr) => {{
         return $crate::engine::executor::handler::Control::Break(
