@@ -5,13 +5,16 @@
 //! heap and the overlay become the committed state; on a trap, an instruction-limit overrun or a
 //! query, both are dropped.
 //!
-//! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`).
+//! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`), except
+//! the cycle balance, which a message that ran pays whether it commits or not (see
+//! [`crate::cycles`]), and `deposit_cycles` adds to.
 
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{Config, Engine, Extern, ExternType, FuncType, Linker, Module, Store, Val, ValType};
 
 use crate::cost::{self, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT};
+use crate::cycles;
 use crate::error::{Execution, Outcome, RuntimeError};
 use crate::stable::{Overlay, StableMemory};
 use crate::system_api::{self, Context, HostTrap, MessageState, SystemState};
@@ -22,7 +25,10 @@ pub const GENESIS_TIME: u64 = 1_767_225_600_000_000_000;
 pub const TIME_STEP: u64 = 1_000_000_000;
 /// The canister's own principal: `lxzze-o7777-77777-aaaaa-cai`.
 pub const CANISTER_ID: [u8; 10] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xe0, 0x00, 0x00, 0x01, 0x01];
-/// The cycle balance the canister sees (fixed: this runtime charges no cycles).
+/// [`CANISTER_ID`] as text.
+pub const CANISTER_ID_TEXT: &str = "lxzze-o7777-77777-aaaaa-cai";
+/// The cycle balance a canister is installed with by default (100 T, the replica's
+/// `default_provisional_cycles_balance`); messages spend it (see [`crate::cycles`]).
 pub const CYCLE_BALANCE: u128 = 100_000_000_000_000;
 
 /// Value of one mutable global.
@@ -210,7 +216,8 @@ impl Runtime {
     }
 
     /// Runs one entry point on a fresh instance of `code`, over `heap` (or the module's initial
-    /// heap when `None`) and `stable`. Returns the overlay for the caller to commit or roll back.
+    /// heap when `None`) and `stable`. Returns the overlay for the caller to commit or roll back,
+    /// and the instructions used whatever the result (at most the limit), to charge cycles for.
     fn execute(
         &self,
         code: &Code,
@@ -218,17 +225,22 @@ impl Runtime {
         stable: Overlay,
         system: SystemState,
         request: Request<'_>,
-    ) -> (Overlay, Result<Ran, RuntimeError>) {
+    ) -> Executed {
         let mut state = MessageState::new(request.context, stable, system);
         state.method = request.method.to_string();
         state.arg = request.arg.to_vec();
         state.caller = request.caller.to_vec();
         state.self_id = CANISTER_ID.to_vec();
-        state.cycles = CYCLE_BALANCE;
+        state.freezing_threshold = request.freezing_threshold;
         state.fuel_start = request.limit;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         let result = self.run(&mut store, code, heap, &request);
+        let instructions = match &result {
+            Ok((_, _, instructions)) => *instructions,
+            Err(RuntimeError::InstructionLimit { .. }) => request.limit,
+            Err(_) => used(&store).min(request.limit),
+        };
         let state = store.into_data();
         let result = result.map(|(outcome, heap, instructions)| Ran {
             outcome,
@@ -237,7 +249,11 @@ impl Runtime {
             instructions,
             debug_prints: state.debug_prints,
         });
-        (state.stable, result)
+        Executed {
+            stable: state.stable,
+            instructions,
+            result,
+        }
     }
 
     fn run(
@@ -414,6 +430,17 @@ struct Request<'a> {
     arg: &'a [u8],
     caller: &'a [u8],
     limit: u64,
+    /// The canister's freezing threshold as the message starts.
+    freezing_threshold: u128,
+}
+
+/// What [`Runtime::execute`] returns.
+struct Executed {
+    /// Stable memory with the message's writes, to commit or roll back.
+    stable: Overlay,
+    /// Instructions used, whatever the result (the limit when it was hit).
+    instructions: u64,
+    result: Result<Ran, RuntimeError>,
 }
 
 struct Ran {
@@ -432,6 +459,15 @@ fn check_payload(arg: &[u8]) -> Result<(), RuntimeError> {
         });
     }
     Ok(())
+}
+
+/// Who sent a message: what it is charged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A user, through the ingress path.
+    Ingress,
+    /// The system (the global timer).
+    System,
 }
 
 /// One canister: module, heap (memory and globals), stable memory, controllers, time.
@@ -455,8 +491,9 @@ impl std::fmt::Debug for Canister {
 }
 
 impl Canister {
-    /// Creates the canister from `wasm` (raw or gzip-compressed) and runs `canister_init(arg)` (if exported) under the
-    /// install limit. `sender` becomes the only controller. A trap creates nothing.
+    /// Creates the canister from `wasm` (raw or gzip-compressed) with a balance of
+    /// [`CYCLE_BALANCE`] and runs `canister_init(arg)` (if exported) under the install limit.
+    /// `sender` becomes the only controller. A trap creates nothing.
     pub fn install(
         wasm: &[u8],
         arg: &[u8],
@@ -472,15 +509,38 @@ impl Canister {
         arg: &[u8],
         sender: &[u8],
     ) -> Result<(Self, Execution), RuntimeError> {
+        Self::install_with_cycles_on(runtime, wasm, arg, sender, CYCLE_BALANCE)
+    }
+
+    /// [`Canister::install_on`] with a balance of `cycles` instead of [`CYCLE_BALANCE`]. The
+    /// install's execution is paid from it (prepaid for the install limit, 300 B instructions, the
+    /// unused part refunded), so `cycles` must cover at least [`cycles::execution_cost`] of
+    /// [`INSTALL_LIMIT`], or nothing is created ([`RuntimeError::OutOfCycles`]).
+    pub fn install_with_cycles_on(
+        runtime: &Runtime,
+        wasm: &[u8],
+        arg: &[u8],
+        sender: &[u8],
+        cycles: u128,
+    ) -> Result<(Self, Execution), RuntimeError> {
         check_payload(arg)?;
         let runtime = runtime.clone();
         let code = runtime.compile(wasm)?;
+        // The canister has no memory before its module is installed: no freezing threshold.
+        let prepaid = cycles::execution_cost(INSTALL_LIMIT);
+        if cycles < prepaid {
+            return Err(RuntimeError::OutOfCycles {
+                balance: cycles,
+                needed: prepaid,
+            });
+        }
         let system = SystemState {
             time: GENESIS_TIME,
             controllers: vec![sender.to_vec()],
             certified_data: Vec::new(),
             global_timer: 0,
             canister_version: 0,
+            cycles: cycles - prepaid,
         };
         let request = Request {
             context: Context::Init,
@@ -489,36 +549,42 @@ impl Canister {
             arg,
             caller: sender,
             limit: INSTALL_LIMIT,
+            freezing_threshold: 0,
         };
-        let (overlay, ran) = runtime.execute(
+        let executed = runtime.execute(
             &code,
             None,
             Overlay::new(StableMemory::default()),
             system,
             request,
         );
-        let ran = ran?;
+        let ran = executed.result?;
+        let refund = cycles::execution_refund(INSTALL_LIMIT - ran.instructions, prepaid);
         let mut system = ran.system;
+        system.cycles += refund;
         system.canister_version += 1;
         system.time = system.time.saturating_add(TIME_STEP);
         let canister = Canister {
             runtime,
             code,
             heap: ran.heap,
-            stable: overlay.commit(),
+            stable: executed.stable.commit(),
             system,
         };
         let execution = Execution {
             outcome: Outcome::Done,
             instructions: ran.instructions,
+            cycles: prepaid - refund,
             debug_prints: ran.debug_prints,
         };
         Ok((canister, execution))
     }
 
     /// Upgrades to `wasm`: `canister_pre_upgrade` on the old module, then a fresh heap of the new
-    /// module, stable memory kept, `canister_post_upgrade(arg)`; both hooks share the install limit.
-    /// Only a controller may upgrade. Any failure leaves the canister as it was.
+    /// module, stable memory kept, `canister_post_upgrade(arg)`; both hooks share the install limit
+    /// and one execution fee (prepaid for the install limit, the unused part refunded).
+    /// Only a controller may upgrade. Any failure leaves the canister as it was, except the cycles
+    /// the hooks used.
     pub fn upgrade(
         &mut self,
         wasm: &[u8],
@@ -530,6 +596,10 @@ impl Canister {
             return Err(RuntimeError::NotController);
         }
         let code = self.runtime.compile(wasm)?;
+        let freezing_threshold = self.freezing_threshold();
+        let prepaid = cycles::execution_cost(INSTALL_LIMIT);
+        self.withdraw(prepaid, freezing_threshold)?;
+        let balance = self.system.cycles;
         let mut overlay = Overlay::new(std::mem::take(&mut self.stable));
         let mut system = self.system.clone();
         let mut instructions = 0;
@@ -547,19 +617,22 @@ impl Canister {
                 arg: &[],
                 caller: sender,
                 limit: INSTALL_LIMIT,
+                freezing_threshold,
             };
-            let (o, ran) =
+            let executed =
                 self.runtime
                     .execute(&self.code, Some(&self.heap), overlay, system, request);
-            match ran {
+            match executed.result {
                 Ok(ran) => {
-                    overlay = o;
+                    overlay = executed.stable;
                     system = ran.system;
                     instructions = ran.instructions;
                     debug_prints = ran.debug_prints;
                 }
                 Err(e) => {
-                    self.stable = o.rollback();
+                    self.stable = executed.stable.rollback();
+                    self.system.cycles = balance
+                        + cycles::execution_refund(INSTALL_LIMIT - executed.instructions, prepaid);
                     return Err(e);
                 }
             }
@@ -571,12 +644,18 @@ impl Canister {
             arg,
             caller: sender,
             limit: INSTALL_LIMIT - instructions,
+            freezing_threshold,
         };
-        let (overlay, ran) = self.runtime.execute(&code, None, overlay, system, request);
-        let ran = match ran {
+        let executed = self.runtime.execute(&code, None, overlay, system, request);
+        let refund = cycles::execution_refund(
+            INSTALL_LIMIT - instructions - executed.instructions,
+            prepaid,
+        );
+        self.system.cycles = balance + refund;
+        let ran = match executed.result {
             Ok(ran) => ran,
             Err(mut e) => {
-                self.stable = overlay.rollback();
+                self.stable = executed.stable.rollback();
                 if let RuntimeError::Trap {
                     instructions: i,
                     debug_prints: d,
@@ -593,63 +672,94 @@ impl Canister {
             }
         };
         debug_prints.extend(ran.debug_prints);
-        self.stable = overlay.commit();
+        self.stable = executed.stable.commit();
         self.code = code;
         self.heap = ran.heap;
         self.system = ran.system;
+        self.system.cycles = balance + refund;
         self.system.canister_version += 1;
         self.system.time = self.system.time.saturating_add(TIME_STEP);
         Ok(Execution {
             outcome: Outcome::Done,
             instructions: instructions + ran.instructions,
+            cycles: prepaid - refund,
             debug_prints,
         })
     }
 
-    /// Runs `canister_update <method>`: committed if it replies or rejects, rolled back if it
-    /// traps or runs out of instructions.
+    /// Runs an ingress update call of `canister_update <method>`, as a user's message arrives on
+    /// the IC:
+    ///
+    /// 1. refused ([`RuntimeError::OutOfCycles`], nothing charged) if the balance cannot pay the
+    ///    ingress induction fee above the freezing threshold;
+    /// 2. the induction fee is charged, then the execution prepaid for the update limit
+    ///    ([`RuntimeError::OutOfCycles`] if that cannot be paid: the induction fee is kept);
+    /// 3. the method runs: committed if it replies or rejects, rolled back if it traps or runs out
+    ///    of instructions; either way the unused part of the prepaid execution is refunded.
     pub fn update(
         &mut self,
         method: &str,
         arg: &[u8],
         caller: &[u8],
     ) -> Result<Execution, RuntimeError> {
-        self.message(Context::Update, method, arg, caller)
+        self.message(Context::Update, Origin::Ingress, method, arg, caller)
     }
 
-    /// Runs `canister_query <method>`; nothing it does is kept.
+    /// Runs `canister_query <method>`; nothing it does is kept, and it is free (a non-replicated
+    /// query).
     pub fn query(
         &mut self,
         method: &str,
         arg: &[u8],
         caller: &[u8],
     ) -> Result<Execution, RuntimeError> {
-        self.message(Context::Query, method, arg, caller)
+        self.message(Context::Query, Origin::Ingress, method, arg, caller)
     }
 
     /// Runs `canister_global_timer` if the timer is set and due (time >= deadline); the timer is
-    /// deactivated first, as on the IC. Returns `None` when nothing was due.
+    /// deactivated first, as on the IC. Returns `None` when nothing was due. When the balance cannot
+    /// prepay the execution, returns [`RuntimeError::OutOfCycles`] and the timer stays set.
     pub fn run_timer(&mut self) -> Result<Option<Execution>, RuntimeError> {
         let due = self.system.global_timer;
         if due == 0 || due > self.system.time {
             return Ok(None);
         }
-        self.system.global_timer = 0;
         if self
             .code
             .module
             .get_export("canister_global_timer")
             .is_none()
         {
+            self.system.global_timer = 0;
             return Ok(None);
         }
-        self.message(Context::Timer, "", &[], &CANISTER_ID)
+        self.message(Context::Timer, Origin::System, "", &[], &CANISTER_ID)
             .map(Some)
+    }
+
+    /// Whether the balance can pay `amount` and keep `freezing_threshold`.
+    fn can_pay(&self, amount: u128, freezing_threshold: u128) -> Result<(), RuntimeError> {
+        let needed = amount.saturating_add(freezing_threshold);
+        if self.system.cycles < needed {
+            return Err(RuntimeError::OutOfCycles {
+                balance: self.system.cycles,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes `amount` from the balance if that leaves at least `freezing_threshold`.
+    fn withdraw(&mut self, amount: u128, freezing_threshold: u128) -> Result<(), RuntimeError> {
+        self.can_pay(amount, freezing_threshold)?;
+        self.system.cycles -= amount;
+        Ok(())
     }
 
     fn message(
         &mut self,
         context: Context,
+        origin: Origin,
         method: &str,
         arg: &[u8],
         caller: &[u8],
@@ -666,6 +776,28 @@ impl Canister {
                 method: method.to_string(),
             });
         }
+        let replicated = context != Context::Query;
+        let freezing_threshold = self.freezing_threshold();
+        let before = self.system.cycles;
+        let mut induction = 0;
+        if replicated && origin == Origin::Ingress {
+            // The replica refuses an ingress message whose induction the canister cannot pay, and
+            // charges the fee when it inducts the message.
+            induction = cycles::ingress_induction_cost(method, arg);
+            self.withdraw(induction, freezing_threshold)?;
+        }
+        let prepaid = if replicated {
+            let cost = cycles::execution_cost(limit);
+            self.withdraw(cost, freezing_threshold)?;
+            cost
+        } else {
+            0
+        };
+        if context == Context::Timer {
+            self.system.global_timer = 0;
+        }
+        // What the canister has while the message runs (fees charged).
+        let balance = self.system.cycles;
         let request = Request {
             context,
             export: &export,
@@ -673,44 +805,55 @@ impl Canister {
             arg,
             caller,
             limit,
+            freezing_threshold,
         };
         let overlay = Overlay::new(std::mem::take(&mut self.stable));
-        let (overlay, ran) = self.runtime.execute(
+        let executed = self.runtime.execute(
             &self.code,
             Some(&self.heap),
             overlay,
             self.system.clone(),
             request,
         );
-        if context != Context::Query {
+        let refund = cycles::execution_refund(limit - executed.instructions, prepaid);
+        if replicated {
             self.system.time = self.system.time.saturating_add(TIME_STEP);
         }
-        let ran = match ran {
+        let ran = match executed.result {
             Ok(ran) => ran,
             Err(e) => {
-                self.stable = overlay.rollback();
+                self.stable = executed.stable.rollback();
+                self.system.cycles = if matches!(e, RuntimeError::Host(_)) {
+                    before // not the canister's doing: charge nothing
+                } else {
+                    balance + refund
+                };
                 return Err(e);
             }
         };
-        if context == Context::Query {
-            self.stable = overlay.rollback();
-        } else {
-            self.stable = overlay.commit();
+        if replicated {
+            self.stable = executed.stable.commit();
             self.heap = ran.heap;
             let time = self.system.time;
             self.system = ran.system;
             self.system.time = time;
             self.system.canister_version += 1;
+        } else {
+            self.stable = executed.stable.rollback();
         }
+        self.system.cycles = balance + refund;
+        let cycles = induction + prepaid - refund;
         match (ran.outcome, context) {
             (Some(outcome), _) => Ok(Execution {
                 outcome,
                 instructions: ran.instructions,
+                cycles,
                 debug_prints: ran.debug_prints,
             }),
             (None, Context::Timer) => Ok(Execution {
                 outcome: Outcome::Done,
                 instructions: ran.instructions,
+                cycles,
                 debug_prints: ran.debug_prints,
             }),
             (None, _) => Err(RuntimeError::NoReply {
@@ -718,6 +861,28 @@ impl Canister {
                 debug_prints: ran.debug_prints,
             }),
         }
+    }
+
+    /// The cycle balance (what the next message starts from).
+    pub fn cycle_balance(&self) -> u128 {
+        self.system.cycles
+    }
+
+    /// Adds `amount` cycles to the balance (as `deposit_cycles` of the management canister does;
+    /// saturating).
+    pub fn deposit_cycles(&mut self, amount: u128) {
+        self.system.cycles = self.system.cycles.saturating_add(amount);
+    }
+
+    /// The cycles the balance may not go below: 30 days of the storage fee of the canister's
+    /// memory ([`cycles::freezing_threshold`]). Its memory here is the heap, stable memory and the
+    /// module; the replica also counts globals, custom sections and the canister history (a few
+    /// KiB, so a few hundred thousand cycles at most).
+    pub fn freezing_threshold(&self) -> u128 {
+        let memory = self.heap.memory.len() as u64
+            + self.stable.size_pages() * cost::WASM_PAGE
+            + self.code.wasm.len() as u64;
+        cycles::freezing_threshold(memory)
     }
 
     /// Moves time forward by `nanos` (time never goes back).

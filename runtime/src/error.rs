@@ -26,11 +26,16 @@ pub struct Execution {
     pub outcome: Outcome,
     /// Instructions used (an estimate of the replica's count, see [`crate::cost`]).
     pub instructions: u64,
+    /// Cycles the message took from the balance: the ingress induction fee (ingress updates) plus
+    /// the execution fee, 5 M + 1 per instruction used (see [`crate::cycles`]). 0 for a query.
+    pub cycles: u128,
     /// Lines the canister printed with `ic0.debug_print`, in order.
     pub debug_prints: Vec<String>,
 }
 
-/// Why a message failed. Unless said otherwise, nothing it did was committed.
+/// Why a message failed. Unless said otherwise, nothing it did was committed, except its cycles: a
+/// message that ran (trapped, hit its instruction limit, did not reply) paid for the instructions
+/// it used, as on the replica (see [`crate::cycles`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
     /// The canister trapped (`ic0.trap`, a wasm trap, or a System API misuse); the message is the
@@ -94,6 +99,22 @@ pub enum RuntimeError {
     /// Only a controller may do this (upgrade).
     #[error("only a controller of the canister may do this")]
     NotController,
+    /// The balance cannot pay for the message above the freezing threshold; it did not run.
+    ///
+    /// An ingress update is refused before anything is charged when the balance cannot pay its
+    /// induction fee. When it can pay that but not the prepaid execution, it was inducted and the
+    /// induction fee is kept, as on the replica; nothing else changes.
+    #[error(
+        "Canister {} is out of cycles: please top up the canister with at least {} additional cycles",
+        crate::CANISTER_ID_TEXT,
+        needed.saturating_sub(*balance)
+    )]
+    OutOfCycles {
+        /// The balance when the message was refused.
+        balance: u128,
+        /// The balance the message needed: its fee plus the freezing threshold.
+        needed: u128,
+    },
     /// wasmtime failed for a reason that is not the canister's (a host resource problem).
     #[error("runtime failure: {0}")]
     Host(String),

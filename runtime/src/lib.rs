@@ -6,6 +6,15 @@
 //! time that advances, callers as principals (raw bytes). Instruction counts are estimates of the
 //! replica's, see [`cost`]. A canister saves to and loads from a directory ([`Canister::save`]).
 //!
+//! **Cycles.** A canister has a cycle balance ([`Canister::cycle_balance`], [`CYCLE_BALANCE`] at
+//! install unless [`Canister::install_with_cycles_on`] says otherwise,
+//! [`Canister::deposit_cycles`]) that messages spend as on a 13-node application subnet, with the
+//! replica's fees ([`cycles`]): an ingress update pays its induction fee, and updates, timers,
+//! installs and upgrades prepay their execution for their instruction limit and get the unused part
+//! back, trap or not; queries are free. A message the balance cannot pay above the freezing
+//! threshold is refused with [`RuntimeError::OutOfCycles`]. [`Execution::cycles`] is what a
+//! message paid; `ic0.canister_cycle_balance128` shows the balance after the message's fees.
+//!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
 //! [`Canister::load_on`]) to compile each module once per process.
 //!
@@ -13,19 +22,22 @@
 //! Canister ── code (module, rewritten so every mutable global is exported)
 //!          ├─ heap (linear memory bytes + mutable globals)      committed state
 //!          ├─ stable memory (sparse 4 KiB pages)                committed state
-//!          └─ system state (time, controllers, certified data, timer, version)
-//! message:   fresh instance ← heap; stable overlay (copy-on-write) → run → commit or drop
+//!          └─ system state (time, controllers, certified data, timer, version, cycles)
+//! update:    charge fees →
+//!            fresh instance ← heap; stable overlay (copy-on-write) → run → commit or drop
+//!            → refund unused execution cycles
 //! ```
 
 mod canister;
 pub mod cost;
+pub mod cycles;
 mod error;
 mod persist;
 mod stable;
 mod system_api;
 
 pub use canister::{
-    CANISTER_ID, CYCLE_BALANCE, Canister, GENESIS_TIME, MAX_MODULE_BYTES, Runtime, TIME_STEP,
-    unsupported_imports,
+    CANISTER_ID, CANISTER_ID_TEXT, CYCLE_BALANCE, Canister, GENESIS_TIME, MAX_MODULE_BYTES,
+    Runtime, TIME_STEP, unsupported_imports,
 };
 pub use error::{CANISTER_REJECT, Execution, LoadError, Outcome, RuntimeError};

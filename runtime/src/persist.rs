@@ -10,10 +10,14 @@
 //! canister.txt   one "key value" per line, written last:
 //!                  ic-local-runtime-state 1
 //!                  time <u64 ns>            global_timer <u64 ns>     canister_version <u64>
+//!                  cycles <u128>            (absent in older states: read as CYCLE_BALANCE)
 //!                  certified_data <hex|->   controller <hex|->  (one line per controller)
 //!                  heap_bytes <u64>         stable_pages <u64>
 //!                  global <hex export name> <i32|i64|f32|f64|v128> <value: decimal, or hex bits>
 //! ```
+//!
+//! A state directory saved before the runtime kept a cycle balance has no `cycles` line; its
+//! canister had the fixed [`crate::CYCLE_BALANCE`], and loads with that balance.
 //!
 //! Each file is written to `<name>.tmp` and renamed into place; `canister.txt` goes last and its
 //! sizes are checked against the other files on load, so a torn save is detected, not loaded.
@@ -22,7 +26,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::canister::{Canister, GlobalValue, Heap, Runtime};
+use crate::canister::{CYCLE_BALANCE, Canister, GlobalValue, Heap, Runtime};
 use crate::error::LoadError;
 use crate::stable::{PAGE, StableMemory};
 use crate::system_api::SystemState;
@@ -60,7 +64,8 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 
 impl Canister {
     /// Saves everything the canister is (module, heap memory and globals, stable memory, time,
-    /// timer, certified data, version, controllers) under `dir`, creating it if needed.
+    /// timer, certified data, version, cycle balance, controllers) under `dir`, creating it if
+    /// needed.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)?;
         write_file(dir, "module.wasm", &self.code.wasm)?;
@@ -76,10 +81,11 @@ impl Canister {
         write_file(dir, "stable.bin", &stable)?;
         let s = &self.system;
         let mut text = format!(
-            "{HEADER}\ntime {}\nglobal_timer {}\ncanister_version {}\ncertified_data {}\n",
+            "{HEADER}\ntime {}\nglobal_timer {}\ncanister_version {}\ncycles {}\ncertified_data {}\n",
             s.time,
             s.global_timer,
             s.canister_version,
+            s.cycles,
             hex(&s.certified_data)
         );
         for c in &s.controllers {
@@ -116,7 +122,10 @@ impl Canister {
         if lines.next() != Some(HEADER) {
             return Err(bad("canister.txt", format!("first line is not `{HEADER}`")));
         }
-        let mut system = SystemState::default();
+        let mut system = SystemState {
+            cycles: CYCLE_BALANCE,
+            ..SystemState::default()
+        };
         let mut heap_bytes = None;
         let mut stable_pages = None;
         let mut globals = Vec::new();
@@ -138,6 +147,12 @@ impl Canister {
                 "time" => system.time = num(0)?,
                 "global_timer" => system.global_timer = num(0)?,
                 "canister_version" => system.canister_version = num(0)?,
+                "cycles" => {
+                    system.cycles = rest
+                        .first()
+                        .and_then(|w| w.parse().ok())
+                        .ok_or_else(|| bad("canister.txt", format!("bad number in `{line}`")))?;
+                }
                 "certified_data" => system.certified_data = bytes(0)?,
                 "controller" => system.controllers.push(bytes(0)?),
                 "heap_bytes" => heap_bytes = Some(num(0)?),

@@ -54,6 +54,9 @@ pub struct SystemState {
     pub global_timer: u64,
     /// Canister version.
     pub canister_version: u64,
+    /// Cycle balance. During a message: what the canister has after the message's fees were
+    /// charged (ingress induction, prepaid execution), as `canister_cycle_balance128` reports it.
+    pub cycles: u128,
 }
 
 /// Why a host function stopped the canister.
@@ -125,8 +128,8 @@ pub struct MessageState {
     pub caller: Vec<u8>,
     /// The canister's own principal.
     pub self_id: Vec<u8>,
-    /// Cycle balance reported to the canister.
-    pub cycles: u128,
+    /// The freezing threshold when the message started (for `canister_liquid_cycle_balance128`).
+    pub freezing_threshold: u128,
     /// Time, controllers, certified data, timer, version (committed with the message).
     pub system: SystemState,
     /// Stable memory as this message sees it.
@@ -154,7 +157,7 @@ impl MessageState {
             arg: Vec::new(),
             caller: Vec::new(),
             self_id: Vec::new(),
-            cycles: 0,
+            freezing_threshold: 0,
             system,
             stable,
             memory: None,
@@ -490,23 +493,33 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
             )
         },
     )?;
-    // Cycles are never charged here, so the whole balance is liquid.
-    for name in [
+    // The balance after this message's fees (see `SystemState::cycles`); the liquid balance is
+    // what is left above the freezing threshold, as on the replica.
+    l.func_wrap(
+        "ic0",
         "canister_cycle_balance128",
-        "canister_liquid_cycle_balance128",
-    ] {
-        l.func_wrap("ic0", name, |mut c: C<'_>, dst: i32| -> R<()> {
+        |mut c: C<'_>, dst: i32| -> R<()> {
             charge(&mut c, cost::API_DEFAULT, 16)?;
-            let cycles = c.data().cycles;
+            let cycles = c.data().system.cycles;
             write_u128(&mut c, dst as u32, cycles)
-        })?;
-    }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_liquid_cycle_balance128",
+        |mut c: C<'_>, dst: i32| -> R<()> {
+            charge(&mut c, cost::API_DEFAULT, 16)?;
+            let s = c.data();
+            let liquid = s.system.cycles.saturating_sub(s.freezing_threshold);
+            write_u128(&mut c, dst as u32, liquid)
+        },
+    )?;
     l.func_wrap(
         "ic0",
         "msg_cycles_available128",
         |mut c: C<'_>, dst: i32| -> R<()> {
             charge(&mut c, cost::API_DEFAULT, 16)?;
-            // Ingress messages carry no cycles.
+            // Ingress messages carry no cycles, nor do calls in this runtime.
             write_u128(&mut c, dst as u32, 0)
         },
     )?;

@@ -1,8 +1,9 @@
 //! Canister semantics over inline-WAT canisters, all through [`install`] and the assertion helpers.
 
+use ic_local_runtime::cost::{INSTALL_LIMIT, UPDATE_LIMIT};
 use ic_local_runtime::{
-    CANISTER_REJECT, Canister, Execution, GENESIS_TIME, Outcome, Runtime, RuntimeError, TIME_STEP,
-    unsupported_imports,
+    CANISTER_REJECT, CYCLE_BALANCE, Canister, Execution, GENESIS_TIME, Outcome, Runtime,
+    RuntimeError, TIME_STEP, cycles, unsupported_imports,
 };
 
 const CONTROLLER: &[u8] = &[0xaa, 0xbb];
@@ -269,8 +270,13 @@ fn upgrade_keeps_stable_memory_and_wipes_the_heap() {
     reply(c.update("inc", &[], ALICE));
     reply(c.update("inc", &[], ALICE));
     let version = c.canister_version();
-    c.upgrade(&wasm(COUNTER_V2), &[], CONTROLLER)
+    let balance = c.cycle_balance();
+    let e = c
+        .upgrade(&wasm(COUNTER_V2), &[], CONTROLLER)
         .expect("upgrade succeeds");
+    // Both hooks share one execution fee: 5 M plus one cycle per instruction.
+    assert_eq!(e.cycles, 5_000_000 + u128::from(e.instructions));
+    assert_eq!(c.cycle_balance(), balance - e.cycles);
     assert_eq!(counters(&mut c), [0, 0, 2]);
     assert_eq!(reply_u32(c.query("marker", &[], ALICE)), 0xab);
     assert_eq!(c.canister_version(), version + 1);
@@ -280,8 +286,23 @@ fn upgrade_keeps_stable_memory_and_wipes_the_heap() {
 fn failed_upgrade_changes_nothing() {
     let mut c = install(COUNTER);
     reply(c.update("inc", &[], ALICE));
-    let message = trap_message(c.upgrade(&wasm(TRAPPING_POST_UPGRADE), &[], CONTROLLER));
+    let balance = c.cycle_balance();
+    let RuntimeError::Trap {
+        message,
+        instructions,
+        ..
+    } = c
+        .upgrade(&wasm(TRAPPING_POST_UPGRADE), &[], CONTROLLER)
+        .expect_err("traps")
+    else {
+        panic!("expected a trap")
+    };
     assert_eq!(message, "Canister trapped: unreachable");
+    // Nothing is kept but the cost of the instructions both hooks ran.
+    assert_eq!(
+        c.cycle_balance(),
+        balance - 5_000_000 - u128::from(instructions)
+    );
     // The old module runs, with its heap and without pre_upgrade's stable write.
     assert_eq!(counters(&mut c), [1, 1, 1]);
     assert_eq!(
@@ -354,6 +375,7 @@ fn instruction_counts_are_deterministic_and_grow_with_work() {
 #[test]
 fn instruction_limit_rolls_back() {
     let mut c = install(COUNTER);
+    let balance = c.cycle_balance();
     // 5 B for a query: ~11 per iteration, so 2^31 iterations are far too many.
     assert!(matches!(
         c.query("loop_query", &(1u32 << 31).to_le_bytes(), ALICE),
@@ -363,6 +385,7 @@ fn instruction_limit_rolls_back() {
         })
     ));
     assert_eq!(counters(&mut c), [0, 0, 0]);
+    assert_eq!(c.cycle_balance(), balance, "queries are free");
     // 40 B for an update: u32::MAX iterations are too many; the increment before is undone.
     assert!(matches!(
         c.update("inc_then_loop", &u32::MAX.to_le_bytes(), ALICE),
@@ -372,6 +395,12 @@ fn instruction_limit_rolls_back() {
         })
     ));
     assert_eq!(counters(&mut c), [0, 0, 0]);
+    // ... but its instructions are paid: all 40 B of them, nothing refunded.
+    let induction = 1_200_000 + 2_000 * ("inc_then_loop".len() as u128 + 4);
+    assert_eq!(
+        c.cycle_balance(),
+        balance - induction - 5_000_000 - 40_000_000_000
+    );
 }
 
 #[test]
@@ -601,15 +630,19 @@ fn saved_state_format_is_stable() {
     let text = std::fs::read_to_string(dir.join("canister.txt")).expect("canister.txt");
     assert_eq!(
         text,
-        "ic-local-runtime-state 1\n\
-         time 1767225602000000000\n\
-         global_timer 0\n\
-         canister_version 2\n\
-         certified_data -\n\
-         controller aabb\n\
-         heap_bytes 65536\n\
-         stable_pages 1\n\
-         global 5f5f6578706f72745f676c6f62616c5f30 i32 1\n"
+        format!(
+            "ic-local-runtime-state 1\n\
+             time 1767225602000000000\n\
+             global_timer 0\n\
+             canister_version 2\n\
+             cycles {}\n\
+             certified_data -\n\
+             controller aabb\n\
+             heap_bytes 65536\n\
+             stable_pages 1\n\
+             global 5f5f6578706f72745f676c6f62616c5f30 i32 1\n",
+            c.cycle_balance()
+        )
     );
     let stable = std::fs::read(dir.join("stable.bin")).expect("stable.bin");
     let mut expected = b"ICLRSTB1".to_vec();
@@ -635,4 +668,242 @@ fn canisters_and_runtimes_can_move_between_threads() {
     send_sync::<Canister>();
     send_sync::<Runtime>();
     send_sync::<RuntimeError>();
+}
+
+// ---- Cycles ----
+
+/// Cycle balances, as the canister sees them.
+const CYCLES_IMPORTS: &str = r#"
+  (import "ic0" "canister_cycle_balance128" (func $balance (param i32)))
+  (import "ic0" "canister_liquid_cycle_balance128" (func $liquid (param i32)))
+"#;
+
+/// The counter, the balances as replies (16 bytes, little-endian), and stable memory to grow.
+const CYCLES: &str = r#"
+  (func $reply_16 (call $append (i32.const 0) (i32.const 16)) (call $reply))
+  (func (export "canister_update balance") (export "canister_query balance_query")
+    (call $balance (i32.const 0)) (call $reply_16))
+  (func (export "canister_update liquid") (call $liquid (i32.const 0)) (call $reply_16))
+  ;; Grows stable memory by the 8-byte argument, in 64 KiB pages (a bigger freezing threshold).
+  (func (export "canister_update grow")
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 8))
+    (drop (call $sgrow (i64.load (i32.const 0))))
+    (call $reply))
+"#;
+
+fn cycles_module() -> Vec<u8> {
+    wasm_importing(CYCLES_IMPORTS, &format!("{COUNTER}{CYCLES}"))
+}
+
+#[track_caller]
+fn reply_u128(result: Result<Execution, RuntimeError>) -> u128 {
+    let bytes = reply(result);
+    u128::from_le_bytes(bytes.try_into().expect("a 16-byte reply"))
+}
+
+/// The replica's fee for inducting an ingress message (method name and argument bytes).
+fn induction(method: &str, arg: &[u8]) -> u128 {
+    1_200_000 + 2_000 * (method.len() + arg.len()) as u128
+}
+
+/// The replica's net execution fee: 5 M per message plus one cycle per instruction.
+fn execution(instructions: u64) -> u128 {
+    5_000_000 + u128::from(instructions)
+}
+
+#[test]
+fn each_update_pays_induction_and_the_instructions_it_used() {
+    let (mut c, installed) =
+        Canister::install(&cycles_module(), &[], CONTROLLER).expect("install succeeds");
+    // The install paid its execution (prepaid for 300 B instructions, the rest refunded).
+    assert_eq!(installed.cycles, execution(installed.instructions));
+    assert_eq!(
+        c.cycle_balance(),
+        CYCLE_BALANCE - execution(installed.instructions)
+    );
+    let mut balance = c.cycle_balance();
+    for (method, arg) in [("inc", vec![]), ("echo", vec![7u8; 1000]), ("inc", vec![])] {
+        let e = c.update(method, &arg, ALICE).expect("runs");
+        let fee = induction(method, &arg) + execution(e.instructions);
+        assert_eq!(e.cycles, fee, "{method}");
+        assert_eq!(c.cycle_balance(), balance - fee, "{method}");
+        balance = c.cycle_balance();
+    }
+    // A trap rolls the state back but not the cycles its instructions cost.
+    let RuntimeError::Trap { instructions, .. } =
+        c.update("inc_then_trap", &[], ALICE).expect_err("traps")
+    else {
+        panic!("expected a trap")
+    };
+    assert!(instructions > 0);
+    assert_eq!(
+        c.cycle_balance(),
+        balance - induction("inc_then_trap", &[]) - execution(instructions)
+    );
+    assert_eq!(counters(&mut c), [2, 2, 2]);
+    // Queries are free.
+    let balance = c.cycle_balance();
+    reply(c.query("get", &[], ALICE));
+    assert_eq!(c.cycle_balance(), balance);
+    // The constants behind the helpers above.
+    assert_eq!(
+        cycles::ingress_induction_cost("echo", &[0; 10]),
+        induction("echo", &[0; 10])
+    );
+    assert_eq!(
+        cycles::execution_cost(UPDATE_LIMIT)
+            - cycles::execution_refund(UPDATE_LIMIT - 77, u128::MAX),
+        execution(77)
+    );
+}
+
+#[test]
+fn the_canister_sees_its_balance_after_the_message_fees() {
+    let module = cycles_module();
+    let (mut c, _) = Canister::install(&module, &[], CONTROLLER).expect("installs");
+    let balance = c.cycle_balance();
+    // During an update: the induction fee and the whole prepaid execution are already taken.
+    let prepaid = 5_000_000 + 40_000_000_000;
+    let seen = reply_u128(c.update("balance", &[], ALICE));
+    assert_eq!(seen, balance - induction("balance", &[]) - prepaid);
+    // A query sees the balance as it is.
+    let balance = c.cycle_balance();
+    assert_eq!(reply_u128(c.query("balance_query", &[], ALICE)), balance);
+    // The liquid balance is what is left above the freezing threshold: 30 days of storing the
+    // heap (1 page), stable memory (1 page) and the module at 127,000 cycles per GiB-second.
+    let memory = 65_536 + 65_536 + module.len() as u128;
+    let threshold = memory * 127_000 * 86_400 / (1 << 30) * 30;
+    assert_eq!(c.freezing_threshold(), threshold);
+    assert!(threshold > 0);
+    let liquid = reply_u128(c.update("liquid", &[], ALICE));
+    assert_eq!(
+        liquid,
+        balance - induction("liquid", &[]) - prepaid - threshold
+    );
+}
+
+#[test]
+fn a_message_the_balance_cannot_pay_is_refused() {
+    let runtime = Runtime::new().expect("runtime");
+    let module = cycles_module();
+    let install_fee = cycles::execution_cost(INSTALL_LIMIT);
+    assert_eq!(
+        Canister::install_with_cycles_on(&runtime, &module, &[], CONTROLLER, install_fee - 1)
+            .map(|_| ()),
+        Err(RuntimeError::OutOfCycles {
+            balance: install_fee - 1,
+            needed: install_fee
+        })
+    );
+    let (mut c, _) =
+        Canister::install_with_cycles_on(&runtime, &module, &[], CONTROLLER, install_fee)
+            .expect("installs");
+    reply(c.update("inc", &[], ALICE));
+    // 1 GiB of stable memory: a freezing threshold of ~330 B cycles, more than the balance.
+    reply(c.update("grow", &16_384u64.to_le_bytes(), ALICE));
+    let threshold = c.freezing_threshold();
+    assert!(c.cycle_balance() < threshold, "frozen");
+    let fee = induction("inc", &[]);
+    let prepaid = 5_000_000 + 40_000_000_000;
+
+    // One cycle short of the induction fee: refused before anything is charged.
+    c.deposit_cycles(threshold + fee - 1 - c.cycle_balance());
+    let balance = c.cycle_balance();
+    let refused = c.update("inc", &[], ALICE);
+    assert_eq!(
+        refused,
+        Err(RuntimeError::OutOfCycles {
+            balance,
+            needed: threshold + fee
+        })
+    );
+    assert_eq!(
+        refused.expect_err("refused").to_string(),
+        "Canister lxzze-o7777-77777-aaaaa-cai is out of cycles: \
+         please top up the canister with at least 1 additional cycles"
+    );
+    assert_eq!(c.cycle_balance(), balance);
+
+    // Enough for the induction fee, one cycle short of the prepaid execution: the message is
+    // inducted (its fee is kept, as on the replica) and refused before it runs.
+    c.deposit_cycles(prepaid);
+    assert_eq!(
+        c.update("inc", &[], ALICE),
+        Err(RuntimeError::OutOfCycles {
+            balance: threshold + prepaid - 1,
+            needed: threshold + prepaid
+        })
+    );
+    assert_eq!(c.cycle_balance(), threshold + prepaid - 1);
+    assert_eq!(counters(&mut c), [1, 1, 1], "nothing ran");
+
+    // Exactly enough: it runs, and pays only what it used.
+    c.deposit_cycles(fee + 1);
+    let e = c.update("inc", &[], ALICE).expect("runs");
+    assert_eq!(
+        c.cycle_balance(),
+        threshold + prepaid - execution(e.instructions)
+    );
+    assert_eq!(counters(&mut c), [2, 2, 2], "queries run while frozen");
+}
+
+#[test]
+fn a_timer_the_balance_cannot_pay_stays_set() {
+    let module = wasm_importing(
+        &format!("{SYSTEM_IMPORTS}{CYCLES_IMPORTS}"),
+        &format!("{COUNTER}{CYCLES}{SYSTEM}"),
+    );
+    let runtime = Runtime::new().expect("runtime");
+    let install_fee = cycles::execution_cost(INSTALL_LIMIT);
+    let (mut c, _) =
+        Canister::install_with_cycles_on(&runtime, &module, &[], CONTROLLER, install_fee)
+            .expect("installs");
+    reply(c.update("set_timer", &[], ALICE));
+    reply(c.update("grow", &16_384u64.to_le_bytes(), ALICE));
+    c.advance_time(5_000_000_000);
+    let needed = cycles::execution_cost(UPDATE_LIMIT) + c.freezing_threshold();
+    let balance = c.cycle_balance();
+    assert!(balance < needed);
+    assert_eq!(
+        c.run_timer(),
+        Err(RuntimeError::OutOfCycles { balance, needed })
+    );
+    assert_ne!(c.global_timer(), 0, "still set");
+    assert_eq!(c.cycle_balance(), balance);
+    c.deposit_cycles(needed - balance);
+    let e = c.run_timer().expect("runs").expect("was due");
+    assert_eq!(e.cycles, execution(e.instructions));
+    assert_eq!(c.cycle_balance(), needed - execution(e.instructions));
+    assert_eq!(c.global_timer(), 0);
+    assert_eq!(reply_u32(c.query("fired", &[], ALICE)), 1);
+}
+
+#[test]
+fn the_cycle_balance_survives_save_and_load() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cycles_state");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut c, _) = Canister::install(&cycles_module(), &[], CONTROLLER).expect("installs");
+    reply(c.update("inc", &[], ALICE));
+    c.deposit_cycles(12_345);
+    c.save(&dir).expect("save");
+    let mut loaded = Canister::load(&dir).expect("load");
+    assert_eq!(loaded.cycle_balance(), c.cycle_balance());
+    let balance = loaded.cycle_balance();
+    let e = loaded.update("inc", &[], ALICE).expect("runs");
+    assert_eq!(
+        loaded.cycle_balance(),
+        balance - induction("inc", &[]) - execution(e.instructions)
+    );
+    // A state saved before balances were kept loads with the fixed balance it had then.
+    let text = std::fs::read_to_string(dir.join("canister.txt")).expect("canister.txt");
+    let old: String = text
+        .lines()
+        .filter(|line| !line.starts_with("cycles "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_ne!(old, text);
+    std::fs::write(dir.join("canister.txt"), old).expect("write");
+    let old = Canister::load(&dir).expect("load an old state");
+    assert_eq!(old.cycle_balance(), CYCLE_BALANCE);
+    assert_eq!(old.module(), c.module());
 }
