@@ -222,6 +222,10 @@ const WITH_ARG: &[Context] = &[
     Context::Query,
 ];
 const REPLYING: &[Context] = &[Context::Update, Context::Query];
+/// Where a message can carry cycles: the replica allows `msg_cycles_*` in updates and in
+/// replicated queries and callbacks, not in non-replicated queries, init, upgrade hooks, timers
+/// or inspect_message.
+const WITH_CYCLES: &[Context] = &[Context::Update];
 const NOT_QUERY: &[Context] = &[
     Context::Init,
     Context::PreUpgrade,
@@ -519,6 +523,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "msg_cycles_available128",
         |mut c: C<'_>, dst: i32| -> R<()> {
             charge(&mut c, cost::API_DEFAULT, 16)?;
+            allow(&c, "ic0_msg_cycles_available128", WITH_CYCLES)?;
             // Ingress messages carry no cycles, nor do calls in this runtime.
             write_u128(&mut c, dst as u32, 0)
         },
@@ -528,6 +533,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "msg_cycles_accept128",
         |mut c: C<'_>, _high: i64, _low: i64, dst: i32| -> R<()> {
             charge(&mut c, cost::API_DEFAULT, 16)?;
+            allow(&c, "ic0_msg_cycles_accept128", WITH_CYCLES)?;
             write_u128(&mut c, dst as u32, 0)
         },
     )?;
@@ -565,6 +571,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     })?;
     l.func_wrap("ic0", "msg_deadline", |mut c: C<'_>| -> R<i64> {
         charge(&mut c, cost::API_DEFAULT, 0)?;
+        allow(&c, "ic0_msg_deadline", REPLYING)?;
         Ok(0) // no deadline: not a best-effort call
     })?;
     l.func_wrap(

@@ -907,3 +907,36 @@ fn the_cycle_balance_survives_save_and_load() {
     assert_eq!(old.cycle_balance(), CYCLE_BALANCE);
     assert_eq!(old.module(), c.module());
 }
+
+/// `ic0.msg_cycles_available128` in an update and a query, `ic0.msg_deadline` in a timer.
+const AVAILABILITY: &str = r#"
+  (import "ic0" "msg_cycles_available128" (func $cycles_available (param i32)))
+  (import "ic0" "msg_deadline" (func $deadline (result i64)))
+  (import "ic0" "global_timer_set" (func $timer_set (param i64) (result i64)))
+"#;
+
+#[test]
+fn message_cycles_and_deadline_are_where_the_replica_has_them() {
+    let body = r#"
+      (func (export "canister_update cycles") (export "canister_query cycles_query")
+        (call $cycles_available (i32.const 0))
+        (call $append (i32.const 0) (i32.const 16))
+        (call $reply))
+      (func (export "canister_update set_timer")
+        (drop (call $timer_set (i64.const 1)))
+        (call $reply_i64 (call $deadline)))
+      (func (export "canister_global_timer") (drop (call $deadline)))
+    "#;
+    let (mut c, _) =
+        Canister::install(&wasm_importing(AVAILABILITY, body), &[], CONTROLLER).expect("installs");
+    assert_eq!(reply(c.update("cycles", &[], ALICE)), vec![0; 16]);
+    assert_eq!(
+        trap_message(c.query("cycles_query", &[], ALICE)),
+        "\"ic0_msg_cycles_available128\" cannot be executed in query mode"
+    );
+    assert_eq!(reply_u64(c.update("set_timer", &[], ALICE)), 0);
+    assert_eq!(
+        trap_message(c.run_timer().map(|e| e.expect("due"))),
+        "\"ic0_msg_deadline\" cannot be executed in global timer mode"
+    );
+}
