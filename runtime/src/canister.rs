@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::{Config, Engine, Extern, ExternType, FuncType, Linker, Module, Store, Val, ValType};
 
-use crate::cost::{self, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT};
+use crate::cost::{
+    self, INSPECT_MESSAGE_LIMIT, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT,
+};
 use crate::cycles;
 use crate::error::{Execution, Outcome, RuntimeError};
 use crate::stable::{Overlay, StableMemory};
@@ -247,6 +249,7 @@ impl Runtime {
             heap,
             system: state.system,
             instructions,
+            accepted: state.accepted,
             debug_prints: state.debug_prints,
         });
         Executed {
@@ -448,6 +451,8 @@ struct Ran {
     heap: Heap,
     system: SystemState,
     instructions: u64,
+    /// Whether `canister_inspect_message` called `ic0.accept_message`.
+    accepted: bool,
     debug_prints: Vec<String>,
 }
 
@@ -461,11 +466,13 @@ fn check_payload(arg: &[u8]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Who sent a message: what it is charged for.
+/// Who sent a message: what it is charged for, and whether `canister_inspect_message` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
     /// A user, through the ingress path.
     Ingress,
+    /// Another canister (an inter-canister call).
+    Canister,
     /// The system (the global timer).
     System,
 }
@@ -575,6 +582,7 @@ impl Canister {
             outcome: Outcome::Done,
             instructions: ran.instructions,
             cycles: prepaid - refund,
+            inspect_instructions: 0,
             debug_prints: ran.debug_prints,
         };
         Ok((canister, execution))
@@ -683,6 +691,7 @@ impl Canister {
             outcome: Outcome::Done,
             instructions: instructions + ran.instructions,
             cycles: prepaid - refund,
+            inspect_instructions: 0,
             debug_prints,
         })
     }
@@ -692,9 +701,11 @@ impl Canister {
     ///
     /// 1. refused ([`RuntimeError::OutOfCycles`], nothing charged) if the balance cannot pay the
     ///    ingress induction fee above the freezing threshold;
-    /// 2. the induction fee is charged, then the execution prepaid for the update limit
+    /// 2. `canister_inspect_message`, if exported, must accept it (`ic0.accept_message`), else
+    ///    [`RuntimeError::NotAccepted`]; it runs free, non-replicated, and nothing it does is kept;
+    /// 3. the induction fee is charged, then the execution prepaid for the update limit
     ///    ([`RuntimeError::OutOfCycles`] if that cannot be paid: the induction fee is kept);
-    /// 3. the method runs: committed if it replies or rejects, rolled back if it traps or runs out
+    /// 4. the method runs: committed if it replies or rejects, rolled back if it traps or runs out
     ///    of instructions; either way the unused part of the prepaid execution is refunded.
     pub fn update(
         &mut self,
@@ -703,6 +714,19 @@ impl Canister {
         caller: &[u8],
     ) -> Result<Execution, RuntimeError> {
         self.message(Context::Update, Origin::Ingress, method, arg, caller)
+    }
+
+    /// Runs `canister_update <method>` as a call from another canister `caller`: no
+    /// `canister_inspect_message` (it only filters ingress messages) and no ingress induction fee
+    /// (the calling canister pays for sending); the execution is paid as in
+    /// [`Canister::update`]. The call carries no cycles.
+    pub fn update_from_canister(
+        &mut self,
+        method: &str,
+        arg: &[u8],
+        caller: &[u8],
+    ) -> Result<Execution, RuntimeError> {
+        self.message(Context::Update, Origin::Canister, method, arg, caller)
     }
 
     /// Runs `canister_query <method>`; nothing it does is kept, and it is free (a non-replicated
@@ -756,6 +780,66 @@ impl Canister {
         Ok(())
     }
 
+    /// Runs `canister_inspect_message` (if exported) for an ingress update, on the committed state,
+    /// and drops everything it did. Returns the instructions it used if it accepted the message.
+    fn inspect_message(
+        &mut self,
+        method: &str,
+        arg: &[u8],
+        caller: &[u8],
+        freezing_threshold: u128,
+    ) -> Result<u64, RuntimeError> {
+        const EXPORT: &str = "canister_inspect_message";
+        if self.code.module.get_export(EXPORT).is_none() {
+            return Ok(0);
+        }
+        let request = Request {
+            context: Context::InspectMessage,
+            export: EXPORT,
+            method,
+            arg,
+            caller,
+            limit: INSPECT_MESSAGE_LIMIT,
+            freezing_threshold,
+        };
+        let overlay = Overlay::new(std::mem::take(&mut self.stable));
+        let executed = self.runtime.execute(
+            &self.code,
+            Some(&self.heap),
+            overlay,
+            self.system.clone(),
+            request,
+        );
+        self.stable = executed.stable.rollback();
+        let refused = |reason: String, debug_prints: Vec<String>| RuntimeError::NotAccepted {
+            method: method.to_string(),
+            reason,
+            instructions: executed.instructions,
+            debug_prints,
+        };
+        match executed.result {
+            Ok(ran) if ran.accepted => Ok(executed.instructions),
+            Ok(ran) => Err(refused(
+                format!("Canister {CANISTER_ID_TEXT} rejected the message"),
+                ran.debug_prints,
+            )),
+            Err(RuntimeError::Trap {
+                message,
+                debug_prints,
+                ..
+            }) => Err(refused(message, debug_prints)),
+            Err(e @ RuntimeError::InstructionLimit { .. }) => {
+                let reason = e.to_string();
+                let RuntimeError::InstructionLimit { debug_prints, .. } = e else {
+                    unreachable!("matched above")
+                };
+                Err(refused(reason, debug_prints))
+            }
+            Err(e @ RuntimeError::Host(_)) => Err(e),
+            Err(e) => Err(refused(e.to_string(), Vec::new())),
+        }
+    }
+
     fn message(
         &mut self,
         context: Context,
@@ -780,10 +864,13 @@ impl Canister {
         let freezing_threshold = self.freezing_threshold();
         let before = self.system.cycles;
         let mut induction = 0;
+        let mut inspect_instructions = 0;
         if replicated && origin == Origin::Ingress {
-            // The replica refuses an ingress message whose induction the canister cannot pay, and
-            // charges the fee when it inducts the message.
+            // The replica refuses an ingress message whose induction the canister cannot pay before
+            // asking inspect_message, then charges the fee when it inducts the message.
             induction = cycles::ingress_induction_cost(method, arg);
+            self.can_pay(induction, freezing_threshold)?;
+            inspect_instructions = self.inspect_message(method, arg, caller, freezing_threshold)?;
             self.withdraw(induction, freezing_threshold)?;
         }
         let prepaid = if replicated {
@@ -848,12 +935,14 @@ impl Canister {
                 outcome,
                 instructions: ran.instructions,
                 cycles,
+                inspect_instructions,
                 debug_prints: ran.debug_prints,
             }),
             (None, Context::Timer) => Ok(Execution {
                 outcome: Outcome::Done,
                 instructions: ran.instructions,
                 cycles,
+                inspect_instructions,
                 debug_prints: ran.debug_prints,
             }),
             (None, _) => Err(RuntimeError::NoReply {

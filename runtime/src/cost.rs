@@ -25,6 +25,10 @@ pub const QUERY_LIMIT: u64 = 5_000_000_000;
 /// Instruction limit of an `install_code`: `canister_init`, or `canister_pre_upgrade` and
 /// `canister_post_upgrade` together.
 pub const INSTALL_LIMIT: u64 = 300_000_000_000;
+/// Instruction limit of `canister_inspect_message`: the replica's
+/// `MAX_INSTRUCTIONS_FOR_MESSAGE_ACCEPTANCE_CALLS` (`max_instructions_for_message_acceptance_calls`
+/// in `rs/config/src/execution_environment.rs`).
+pub const INSPECT_MESSAGE_LIMIT: u64 = 200_000_000;
 
 /// Largest ingress message payload (the argument of an update, query or install).
 pub const MAX_INGRESS_PAYLOAD: usize = 2 * 1024 * 1024;

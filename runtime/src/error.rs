@@ -29,6 +29,10 @@ pub struct Execution {
     /// Cycles the message took from the balance: the ingress induction fee (ingress updates) plus
     /// the execution fee, 5 M + 1 per instruction used (see [`crate::cycles`]). 0 for a query.
     pub cycles: u128,
+    /// Instructions `canister_inspect_message` used to accept this message (0 when it did not
+    /// run: not an ingress update, or the canister does not export it). Not part of
+    /// `instructions`, and free.
+    pub inspect_instructions: u64,
     /// Lines the canister printed with `ic0.debug_print`, in order.
     pub debug_prints: Vec<String>,
 }
@@ -114,6 +118,22 @@ pub enum RuntimeError {
         balance: u128,
         /// The balance the message needed: its fee plus the freezing threshold.
         needed: u128,
+    },
+    /// `canister_inspect_message` did not accept an ingress update: it returned without calling
+    /// `ic0.accept_message`, trapped, or ran out of instructions. The update did not run and
+    /// nothing was charged; nothing inspect_message did was kept.
+    #[error("message to `{method}` not accepted: {reason}")]
+    NotAccepted {
+        /// The update method the message was for.
+        method: String,
+        /// The replica's text: "Canister `<id>` rejected the message" when it did not accept, else
+        /// the trap (e.g. "Canister called `ic0.trap` with message: '...'") or instruction-limit
+        /// message.
+        reason: String,
+        /// Instructions inspect_message used.
+        instructions: u64,
+        /// What inspect_message printed.
+        debug_prints: Vec<String>,
     },
     /// wasmtime failed for a reason that is not the canister's (a host resource problem).
     #[error("runtime failure: {0}")]

@@ -15,6 +15,12 @@
 //! threshold is refused with [`RuntimeError::OutOfCycles`]. [`Execution::cycles`] is what a
 //! message paid; `ic0.canister_cycle_balance128` shows the balance after the message's fees.
 //!
+//! **Ingress filtering.** [`Canister::update`] is an ingress message: if the canister exports
+//! `canister_inspect_message`, that runs first (free, under 200 M instructions, nothing it does
+//! kept) and must call `ic0.accept_message`, or the update is refused with
+//! [`RuntimeError::NotAccepted`] before it runs or pays. [`Canister::update_from_canister`] is an
+//! inter-canister call: no inspect_message, no ingress fee. Queries are never inspected.
+//!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
 //! [`Canister::load_on`]) to compile each module once per process.
 //!
@@ -23,7 +29,7 @@
 //!          ├─ heap (linear memory bytes + mutable globals)      committed state
 //!          ├─ stable memory (sparse 4 KiB pages)                committed state
 //!          └─ system state (time, controllers, certified data, timer, version, cycles)
-//! update:    charge fees →
+//! update:    [inspect_message on a throwaway instance] → charge fees →
 //!            fresh instance ← heap; stable overlay (copy-on-write) → run → commit or drop
 //!            → refund unused execution cycles
 //! ```

@@ -26,6 +26,9 @@ pub enum Context {
     Query,
     /// `canister_global_timer`.
     Timer,
+    /// `canister_inspect_message`: an ingress update asks to be accepted (non-replicated, never
+    /// committed).
+    InspectMessage,
 }
 
 impl Context {
@@ -37,6 +40,7 @@ impl Context {
             Context::Update => "update",
             Context::Query => "query",
             Context::Timer => "global timer",
+            Context::InspectMessage => "inspect message",
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct MessageState {
     pub self_id: Vec<u8>,
     /// The freezing threshold when the message started (for `canister_liquid_cycle_balance128`).
     pub freezing_threshold: u128,
+    /// Whether `canister_inspect_message` called `ic0.accept_message`.
+    pub accepted: bool,
     /// Time, controllers, certified data, timer, version (committed with the message).
     pub system: SystemState,
     /// Stable memory as this message sees it.
@@ -158,6 +164,7 @@ impl MessageState {
             caller: Vec::new(),
             self_id: Vec::new(),
             freezing_threshold: 0,
+            accepted: false,
             system,
             stable,
             memory: None,
@@ -220,8 +227,11 @@ const WITH_ARG: &[Context] = &[
     Context::PostUpgrade,
     Context::Update,
     Context::Query,
+    Context::InspectMessage,
 ];
 const REPLYING: &[Context] = &[Context::Update, Context::Query];
+/// Only `canister_inspect_message` (method name, accept_message).
+const INSPECT: &[Context] = &[Context::InspectMessage];
 /// Where a message can carry cycles: the replica allows `msg_cycles_*` in updates and in
 /// replicated queries and callbacks, not in non-replicated queries, init, upgrade hooks, timers
 /// or inspect_message.
@@ -395,14 +405,14 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     )?;
     l.func_wrap("ic0", "msg_method_name_size", |mut c: C<'_>| -> R<i32> {
         charge(&mut c, cost::API_DEFAULT, 0)?;
-        allow(&c, "ic0_msg_method_name_size", REPLYING)?;
+        allow(&c, "ic0_msg_method_name_size", INSPECT)?;
         Ok(c.data().method.len() as i32)
     })?;
     l.func_wrap(
         "ic0",
         "msg_method_name_copy",
         |mut c: C<'_>, dst: i32, off: i32, size: i32| -> R<()> {
-            allow(&c, "ic0_msg_method_name_copy", REPLYING)?;
+            allow(&c, "ic0_msg_method_name_copy", INSPECT)?;
             copy_out(
                 &mut c,
                 "ic0_msg_method_name_copy",
@@ -413,6 +423,14 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
             )
         },
     )?;
+    l.func_wrap("ic0", "accept_message", |mut c: C<'_>| -> R<()> {
+        charge(&mut c, cost::API_DEFAULT, 0)?;
+        allow(&c, "ic0_accept_message", INSPECT)?;
+        if std::mem::replace(&mut c.data_mut().accepted, true) {
+            return Err(trap("ic0.accept_message: the function was already called."));
+        }
+        Ok(())
+    })?;
     // Replies.
     l.func_wrap(
         "ic0",
@@ -562,7 +580,10 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     )?;
     l.func_wrap("ic0", "in_replicated_execution", |mut c: C<'_>| -> R<i32> {
         charge(&mut c, cost::API_DEFAULT, 0)?;
-        Ok(i32::from(c.data().context != Context::Query))
+        Ok(i32::from(!matches!(
+            c.data().context,
+            Context::Query | Context::InspectMessage
+        )))
     })?;
     // Time, timers, certified data, counters.
     l.func_wrap("ic0", "time", |mut c: C<'_>| -> R<i64> {

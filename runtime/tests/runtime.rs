@@ -2,8 +2,8 @@
 
 use ic_local_runtime::cost::{INSTALL_LIMIT, UPDATE_LIMIT};
 use ic_local_runtime::{
-    CANISTER_REJECT, CYCLE_BALANCE, Canister, Execution, GENESIS_TIME, Outcome, Runtime,
-    RuntimeError, TIME_STEP, cycles, unsupported_imports,
+    CANISTER_ID, CANISTER_REJECT, CYCLE_BALANCE, Canister, Execution, GENESIS_TIME, Outcome,
+    Runtime, RuntimeError, TIME_STEP, cycles, unsupported_imports,
 };
 
 const CONTROLLER: &[u8] = &[0xaa, 0xbb];
@@ -758,6 +758,17 @@ fn each_update_pays_induction_and_the_instructions_it_used() {
 }
 
 #[test]
+fn update_from_canister_pays_no_ingress_fee() {
+    let (mut c, _) = Canister::install(&cycles_module(), &[], CONTROLLER).expect("installs");
+    let balance = c.cycle_balance();
+    let e = c
+        .update_from_canister("echo", &[1; 100], &CANISTER_ID)
+        .expect("runs");
+    assert_eq!(e.cycles, execution(e.instructions));
+    assert_eq!(c.cycle_balance(), balance - execution(e.instructions));
+}
+
+#[test]
 fn the_canister_sees_its_balance_after_the_message_fees() {
     let module = cycles_module();
     let (mut c, _) = Canister::install(&module, &[], CONTROLLER).expect("installs");
@@ -939,4 +950,168 @@ fn message_cycles_and_deadline_are_where_the_replica_has_them() {
         trap_message(c.run_timer().map(|e| e.expect("due"))),
         "\"ic0_msg_deadline\" cannot be executed in global timer mode"
     );
+}
+
+// ---- canister_inspect_message ----
+
+const INSPECT_IMPORTS: &str = r#"
+  (import "ic0" "accept_message" (func $accept))
+  (import "ic0" "msg_method_name_size" (func $method_size (result i32)))
+  (import "ic0" "msg_method_name_copy" (func $method_copy (param i32 i32 i32)))
+"#;
+
+/// The counter with a `canister_inspect_message` that decides by the first letter of the method:
+/// `r` refuses (after a debug print), `t` traps, `w` accepts twice, `l` loops forever, `c` replies,
+/// `s` changes the heap, a global and stable memory and accepts, anything else accepts.
+const INSPECT: &str = r#"
+  (func (export "canister_inspect_message") (local $first i32)
+    (call $method_copy (i32.const 300) (i32.const 0) (i32.const 1))
+    (local.set $first (i32.load8_u (i32.const 300)))
+    (if (i32.eq (local.get $first) (i32.const 0x72)) ;; r
+      (then (call $print (i32.const 120) (i32.const 5)) (return)))
+    (if (i32.eq (local.get $first) (i32.const 0x74)) ;; t
+      (then (call $trap (i32.const 110) (i32.const 4))))
+    (if (i32.eq (local.get $first) (i32.const 0x77)) ;; w
+      (then (call $accept)))
+    (if (i32.eq (local.get $first) (i32.const 0x6c)) ;; l
+      (then (loop $forever (br $forever))))
+    (if (i32.eq (local.get $first) (i32.const 0x63)) ;; c
+      (then (call $reply)))
+    (if (i32.eq (local.get $first) (i32.const 0x73)) ;; s
+      (then
+        (global.set $counter (i32.const 100))
+        (i32.store (i32.const 16) (i32.const 100))
+        (i32.store (i32.const 32) (i32.const 100))
+        (call $swrite (i64.const 0) (i64.const 32) (i64.const 4))))
+    (call $accept))
+  (func $inc_reply
+    (export "canister_update r_inc") (export "canister_update t_inc")
+    (export "canister_update w_inc") (export "canister_update l_inc")
+    (export "canister_update c_inc") (export "canister_update s_inc")
+    (call $inc) (call $reply_i32 (global.get $counter)))
+  (func (export "canister_query r_get") (call $reply_i32 (global.get $counter)))
+  (func (export "canister_update accept_in_update") (call $accept) (call $reply))
+  (func (export "canister_update method_name_in_update") (drop (call $method_size)) (call $reply))
+"#;
+
+fn install_inspect() -> Canister {
+    let module = wasm_importing(INSPECT_IMPORTS, &format!("{COUNTER}{INSPECT}"));
+    Canister::install(&module, &[], CONTROLLER)
+        .expect("install succeeds")
+        .0
+}
+
+#[track_caller]
+fn not_accepted(result: Result<Execution, RuntimeError>) -> (String, u64, Vec<String>) {
+    match result {
+        Err(RuntimeError::NotAccepted {
+            reason,
+            instructions,
+            debug_prints,
+            ..
+        }) => (reason, instructions, debug_prints),
+        other => panic!("expected NotAccepted, got {other:?}"),
+    }
+}
+
+#[test]
+fn inspect_message_accepts() {
+    let mut c = install_inspect();
+    let e = c.update("inc", &[], ALICE).expect("accepted");
+    assert_eq!(e.outcome, Outcome::Reply(1u32.to_le_bytes().to_vec()));
+    assert!(e.inspect_instructions > 0);
+    // Not charged: the fee is the update's alone.
+    assert_eq!(e.cycles, induction("inc", &[]) + execution(e.instructions));
+    // A canister without inspect_message accepts everything.
+    let e = install(COUNTER).update("inc", &[], ALICE).expect("runs");
+    assert_eq!(e.inspect_instructions, 0);
+}
+
+#[test]
+fn inspect_message_refuses_without_accept_and_charges_nothing() {
+    let mut c = install_inspect();
+    let balance = c.cycle_balance();
+    let version = c.canister_version();
+    let refused = c.update("r_inc", &[], ALICE);
+    assert_eq!(
+        refused.as_ref().expect_err("refused").to_string(),
+        "message to `r_inc` not accepted: Canister lxzze-o7777-77777-aaaaa-cai rejected the message"
+    );
+    let (reason, instructions, prints) = not_accepted(refused);
+    assert_eq!(
+        reason,
+        "Canister lxzze-o7777-77777-aaaaa-cai rejected the message"
+    );
+    assert!(instructions > 0);
+    assert_eq!(prints, vec!["hello".to_string()]);
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+    assert_eq!(c.cycle_balance(), balance);
+    assert_eq!(c.canister_version(), version);
+}
+
+#[test]
+fn inspect_message_that_traps_refuses_with_the_trap() {
+    let mut c = install_inspect();
+    let balance = c.cycle_balance();
+    let (reason, _, _) = not_accepted(c.update("t_inc", &[], ALICE));
+    assert_eq!(reason, "Canister called `ic0.trap` with message: 'nope'");
+    // Replying is not allowed in inspect_message.
+    let (reason, _, _) = not_accepted(c.update("c_inc", &[], ALICE));
+    assert_eq!(
+        reason,
+        "\"ic0_msg_reply\" cannot be executed in inspect message mode"
+    );
+    // Its instruction limit is the replica's 200 M.
+    let (reason, instructions, _) = not_accepted(c.update("l_inc", &[], ALICE));
+    assert_eq!(
+        reason,
+        "Canister exceeded the limit of 200000000 instructions for a single message execution"
+    );
+    assert_eq!(instructions, 200_000_000);
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+    assert_eq!(c.cycle_balance(), balance);
+}
+
+#[test]
+fn accept_message_twice_traps_and_only_works_in_inspect_message() {
+    let mut c = install_inspect();
+    let (reason, _, _) = not_accepted(c.update("w_inc", &[], ALICE));
+    assert_eq!(
+        reason,
+        "ic0.accept_message: the function was already called."
+    );
+    assert_eq!(
+        trap_message(c.update("accept_in_update", &[], ALICE)),
+        "\"ic0_accept_message\" cannot be executed in update mode"
+    );
+    // As on the replica, the method name is only available to inspect_message.
+    assert_eq!(
+        trap_message(c.update("method_name_in_update", &[], ALICE)),
+        "\"ic0_msg_method_name_size\" cannot be executed in update mode"
+    );
+}
+
+#[test]
+fn inspect_message_changes_are_rolled_back() {
+    let mut c = install_inspect();
+    reply(c.update("inc", &[], ALICE));
+    // inspect_message sets the counters to 100 and accepts; the update sees none of it.
+    assert_eq!(reply_u32(c.update("s_inc", &[], ALICE)), 2);
+    assert_eq!(counters(&mut c), [2, 2, 2]);
+}
+
+#[test]
+fn inspect_message_runs_neither_for_canister_calls_nor_for_queries() {
+    let mut c = install_inspect();
+    let balance = c.cycle_balance();
+    // `r_inc` is refused as an ingress message, but another canister may call it.
+    not_accepted(c.update("r_inc", &[], ALICE));
+    let e = c
+        .update_from_canister("r_inc", &[], &CANISTER_ID)
+        .expect("runs");
+    assert_eq!(e.outcome, Outcome::Reply(1u32.to_le_bytes().to_vec()));
+    assert_eq!(e.inspect_instructions, 0);
+    assert_eq!(c.cycle_balance(), balance - execution(e.instructions));
+    // Queries are never inspected either.
+    assert_eq!(reply_u32(c.query("r_get", &[], ALICE)), 1);
 }
