@@ -486,6 +486,7 @@ fn deploy(canister: &[u8]) -> PluginHost {
     let init = InitArgs {
         admins: None,
         install_policy: Some(InstallPolicy::AdminsOnly),
+        ..InitArgs::default()
     };
     PluginHost::deploy(canister, Some(init), admin()).expect("canister deploys")
 }

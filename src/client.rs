@@ -7,7 +7,7 @@ use ic_local_runtime::{Canister, Execution, Outcome, RuntimeError};
 use plugin_host_api::{
     ByteBuf, ChunkError, InitArgs, InstallArgs, InstallChunkedArgs, InstallError, InvokeFailure,
     InvokeOptions, InvokePolicy, InvokeReply, ListArgs, ListPage, ManageError, PluginInfo,
-    Settings, UpgradePluginArgs,
+    Settings, SettingsView, UpgradePluginArgs,
 };
 
 /// A message that did not produce a reply the client could decode.
@@ -41,10 +41,22 @@ pub enum CallKind {
     Query,
 }
 
+/// Where update calls come from: users (ingress, which the canister's `inspect_message` sees
+/// first) or another canister (which it does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Route {
+    /// Ingress messages, as from dfx or an agent.
+    #[default]
+    Ingress,
+    /// Calls from another canister (a DAO, say).
+    FromCanister,
+}
+
 /// The `plugin_host` canister in the local runtime, with typed calls.
 pub struct PluginHost {
     canister: Canister,
     last_instructions: u64,
+    route: Route,
 }
 
 type Reply<T, E> = Result<Result<T, E>, CallError>;
@@ -61,6 +73,7 @@ impl PluginHost {
         Ok(Self {
             canister,
             last_instructions: execution.instructions,
+            route: Route::Ingress,
         })
     }
 
@@ -69,12 +82,18 @@ impl PluginHost {
         Self {
             canister,
             last_instructions: 0,
+            route: Route::Ingress,
         }
     }
 
     /// The underlying canister (to save it, advance time, ...).
     pub fn canister(&mut self) -> &mut Canister {
         &mut self.canister
+    }
+
+    /// Sends the update calls that follow as `route` (ingress by default).
+    pub fn set_route(&mut self, route: Route) {
+        self.route = route;
     }
 
     /// IC instructions the last message used (estimate of the replica's count).
@@ -104,7 +123,13 @@ impl PluginHost {
         caller: Principal,
     ) -> Result<Vec<u8>, CallError> {
         let execution: Execution = match kind {
-            CallKind::Update => self.canister.update(method, arg, caller.as_slice())?,
+            CallKind::Update => match self.route {
+                Route::Ingress => self.canister.update(method, arg, caller.as_slice())?,
+                Route::FromCanister => {
+                    self.canister
+                        .update_from_canister(method, arg, caller.as_slice())?
+                }
+            },
             CallKind::Query => self.canister.query(method, arg, caller.as_slice())?,
         };
         self.last_instructions = execution.instructions;
@@ -240,7 +265,7 @@ impl PluginHost {
     }
 
     /// `settings`
-    pub fn settings(&mut self, caller: Principal) -> Result<Settings, CallError> {
+    pub fn settings(&mut self, caller: Principal) -> Result<SettingsView, CallError> {
         self.query1("settings", (), caller)
     }
 
@@ -249,7 +274,7 @@ impl PluginHost {
         &mut self,
         caller: Principal,
         settings: Settings,
-    ) -> Reply<(), plugin_host_api::Denied> {
+    ) -> Reply<(), plugin_host_api::SettingsError> {
         self.update1("set_settings", (settings,), caller)
     }
 }

@@ -67,6 +67,7 @@ pub fn run() -> CliResult {
     let init = InitArgs {
         admins: None,
         install_policy: Some(InstallPolicy::AnyAuthenticated),
+        ..InitArgs::default()
     };
     let mut host = PluginHost::deploy(&wasm, Some(init), admin).map_err(|e| e.to_string())?;
     show(&host, "deploy canister", "ok");

@@ -98,6 +98,7 @@ mod on_pocket_ic {
             Self::with(Some(InitArgs {
                 admins: None,
                 install_policy: Some(InstallPolicy::AnyAuthenticated),
+                ..InitArgs::default()
             }))
         }
 
@@ -363,6 +364,7 @@ mod on_pocket_ic {
         let init = InitArgs {
             admins: None,
             install_policy: Some(InstallPolicy::AllowList(vec![dao])),
+            ..InitArgs::default()
         };
         let host = deploy(&pic, canister_wasm(), (Some(init),));
         install(&pic, dao, dao_canister_wasm(), (host,));

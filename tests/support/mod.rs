@@ -6,11 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use candid::Principal;
+use ic_local_runtime::RuntimeError;
 use plugin_host_api::{
     ByteBuf, InitArgs, InstallArgs, InstallError, InstallPolicy, InvokeError, InvokeFailure,
     InvokeOptions, InvokeReply, PluginInfo,
 };
-use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::client::{CallError, CallKind, PluginHost, Route};
 use plugin_host_local::identity;
 
 pub fn repo() -> PathBuf {
@@ -66,6 +67,7 @@ pub fn host() -> PluginHost {
     let init = InitArgs {
         admins: None,
         install_policy: Some(InstallPolicy::AnyAuthenticated),
+        ..InitArgs::default()
     };
     PluginHost::deploy(&canister_wasm(), Some(init), admin()).expect("canister deploys")
 }
@@ -141,5 +143,26 @@ pub fn err(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> 
             String::from_utf8_lossy(&reply.output)
         ),
         Err(failure) => failure.error,
+    }
+}
+
+/// A refusal seen both ways a call can come: as ingress, the canister's `inspect_message` refuses
+/// it before it runs; from another canister (no inspect_message), the endpoint answers `typed`.
+#[track_caller]
+pub fn refused_both_ways<T: std::fmt::Debug>(
+    host: &mut PluginHost,
+    call: impl Fn(&mut PluginHost) -> Result<T, CallError>,
+    typed: impl Fn(&T) -> bool,
+) {
+    match call(host) {
+        Err(CallError::Runtime(RuntimeError::NotAccepted { .. })) => {}
+        other => panic!("inspect_message should refuse the ingress message, got {other:?}"),
+    }
+    host.set_route(Route::FromCanister);
+    let reply = call(host);
+    host.set_route(Route::Ingress);
+    match reply {
+        Ok(reply) => assert!(typed(&reply), "unexpected reply {reply:?}"),
+        Err(e) => panic!("the endpoint should answer, got {e}"),
     }
 }

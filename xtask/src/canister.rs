@@ -15,7 +15,8 @@ use crate::{ensure_wasm_target, run};
 const IC_WASM_PACKAGE: &str = "@icp-sdk/ic-wasm-linux-x64@0.11.1";
 
 /// Exports of the canister that are not Candid methods (checked by `ic-wasm check-endpoints`).
-const HIDDEN_ENDPOINTS: &str = "canister_init\ncanister_post_upgrade\nget_candid_pointer\n";
+const HIDDEN_ENDPOINTS: &str =
+    "canister_init\ncanister_post_upgrade\ncanister_inspect_message\nget_candid_pointer\n";
 
 /// Builds the canister and returns the path of the gzipped module.
 pub fn build(root: &Path) -> Result<PathBuf, String> {

@@ -1,5 +1,6 @@
-//! Per-method error variants of the interface. The canister converts the engine's errors into
-//! these in one module (`plugin_host::convert`).
+//! Per-method error variants of the interface. The engine returns these types itself (each
+//! method's enum; the engine produces the variants about plugins, the canister those about
+//! callers and chunks).
 
 use candid::{CandidType, Deserialize, Principal};
 
@@ -28,9 +29,73 @@ pub struct Denied {
     pub missing: Right,
 }
 
+/// Stable memory could not grow for a write: the operation was refused before writing anything.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stable memory is full: {requested_bytes} more bytes could not be reserved ({stable_bytes} in use)"
+)]
+pub struct StorageFull {
+    /// Bytes the operation reserved.
+    pub requested_bytes: u64,
+    /// The canister's stable memory size.
+    pub stable_bytes: u64,
+}
+
+/// The canister's cycle balance is below the reserve admins set: only admins may install or
+/// invoke until it is topped up.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the canister's cycle balance {balance} is below its reserve {reserve}: only admins may do this now"
+)]
+pub struct CyclesLow {
+    /// The canister's balance.
+    pub balance: u128,
+    /// The reserve.
+    pub reserve: u128,
+}
+
+/// Whose instruction quota a call ran into.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaScope {
+    /// The caller's, over all plugins.
+    Caller,
+    /// The plugin's, over all callers.
+    Plugin,
+}
+
+/// An instruction quota is used up for the current window.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{scope:?} quota of {limit_instructions} instructions per window used ({used_instructions}); retry in {retry_after_ns} ns"
+)]
+pub struct QuotaExceeded {
+    /// Whose quota.
+    pub scope: QuotaScope,
+    /// Instructions used in the current window.
+    pub used_instructions: u64,
+    /// The quota per window.
+    pub limit_instructions: u64,
+    /// When the window ends, from now.
+    pub retry_after_ns: u64,
+}
+
 /// Why a chunk operation failed.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
+    /// The caller may not upload (uploading needs the install right).
+    #[error("{0}")]
+    NotAuthorized(Denied),
+    /// The chunk store as a whole holds its cap; uploads that are not installed expire.
+    #[error("the chunk store holds {stored_bytes} bytes of its {max_bytes}; try again later")]
+    StoreBytesFull {
+        /// Bytes stored, all uploaders.
+        stored_bytes: u64,
+        /// The cap.
+        max_bytes: u64,
+    },
+    /// Stable memory could not grow.
+    #[error("{0}")]
+    StorageFull(StorageFull),
     /// The chunk is larger than the chunk limit (1 MiB).
     #[error("chunk of {size} bytes exceeds the {max}-byte chunk limit")]
     ChunkTooLarge {
@@ -67,7 +132,8 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// A host limit a module or a call ran into.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{limit} limit exceeded: {requested} requested, {max} allowed")]
 pub struct LimitExceeded {
     /// Which limit (e.g. `memory pages`, `table elements`, `output bytes`, `var bytes`).
     pub limit: String,
@@ -133,12 +199,29 @@ pub enum InstallError {
     /// The module asks for more than a host limit allows.
     #[error("{} limit exceeded: {} requested, {} allowed", .0.limit, .0.requested, .0.max)]
     LimitExceeded(LimitExceeded),
-    /// Instantiating the module (its start function or initialisers) failed.
+    /// Instantiating the module failed.
     #[error("instantiation failed: {reason}")]
     InstantiationFailed {
         /// What went wrong.
         reason: String,
     },
+    /// The module's start function or initialiser (`_initialize`) failed.
+    #[error("the start function or initialiser failed: {}", .0.error)]
+    StartFailed(Box<InvokeFailure>),
+    /// The module uses a feature whose state the host cannot save between calls.
+    #[error("unsupported: {feature}: {reason}")]
+    UnsupportedFeature {
+        /// The feature (an instruction or a kind of global).
+        feature: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Stable memory could not grow; nothing was written.
+    #[error("{0}")]
+    StorageFull(StorageFull),
+    /// The canister's cycles are below the reserve; only admins may install.
+    #[error("{0}")]
+    CyclesLow(CyclesLow),
     /// The chunks named could not be assembled.
     #[error("{0}")]
     Chunk(ChunkError),
@@ -220,6 +303,15 @@ pub enum InvokeError {
         /// What went wrong.
         reason: String,
     },
+    /// Stable memory could not grow to keep what the call did: it was rolled back.
+    #[error("{0}")]
+    StorageFull(StorageFull),
+    /// The caller's or the plugin's instruction quota is used up for now.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
+    /// The canister's cycles are below the reserve; only admins may invoke.
+    #[error("{0}")]
+    CyclesLow(CyclesLow),
 }
 
 /// Why `uninstall`, `set_config` or `set_invoke_policy` failed.
@@ -237,4 +329,18 @@ pub enum ManageError {
     /// The new setting asks for more than a host limit allows.
     #[error("{} limit exceeded: {} requested, {} allowed", .0.limit, .0.requested, .0.max)]
     LimitExceeded(LimitExceeded),
+    /// Stable memory could not grow; nothing changed.
+    #[error("{0}")]
+    StorageFull(StorageFull),
+}
+
+/// Why `set_settings` failed.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The caller is not an admin.
+    #[error("{0}")]
+    NotAuthorized(Denied),
+    /// Stable memory could not grow; nothing changed.
+    #[error("{0}")]
+    StorageFull(StorageFull),
 }

@@ -15,6 +15,11 @@ pub struct InitArgs {
     pub admins: Option<Vec<Principal>>,
     /// Who may install plugins (default: admins only).
     pub install_policy: Option<InstallPolicy>,
+    /// Instruction quotas (default: [`Quotas::default`]).
+    pub quotas: Option<Quotas>,
+    /// Cycles below which only admins may install or invoke (default:
+    /// [`DEFAULT_CYCLES_RESERVE`]).
+    pub cycles_reserve: Option<u128>,
 }
 
 impl InitArgs {
@@ -23,8 +28,49 @@ impl InitArgs {
         Settings {
             admins: self.admins.unwrap_or(current.admins),
             install_policy: self.install_policy.unwrap_or(current.install_policy),
+            quotas: self.quotas.unwrap_or(current.quotas),
+            cycles_reserve: self.cycles_reserve.unwrap_or(current.cycles_reserve),
         }
     }
+}
+
+/// The default cycles reserve: half a trillion cycles.
+pub const DEFAULT_CYCLES_RESERVE: u128 = 500_000_000_000;
+
+/// IC instructions that callers who are not admins may make the canister spend on `invoke`,
+/// per fixed window of time: per caller (over all plugins) and per plugin (over all callers).
+/// A quota of 0 turns it off.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// The window's length, ns.
+    pub window_ns: u64,
+    /// Instructions one caller may use per window.
+    pub caller_instructions: u64,
+    /// Instructions one plugin may use per window.
+    pub plugin_instructions: u64,
+}
+
+impl Default for Quotas {
+    /// 10-minute windows; 300 B instructions per caller (ten calls at the per-call limit) and
+    /// 1.5 T per plugin. On a 13-node subnet 1 B instructions cost 0.4 B cycles.
+    fn default() -> Self {
+        Self {
+            window_ns: 600_000_000_000,
+            caller_instructions: 300_000_000_000,
+            plugin_instructions: 1_500_000_000_000,
+        }
+    }
+}
+
+/// A plugin's use of its instruction quota in the current window.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct QuotaUsage {
+    /// Instructions used in the current window.
+    pub used_instructions: u64,
+    /// The quota per window (0: none).
+    pub limit_instructions: u64,
+    /// When the current window ends (ns since the epoch).
+    pub window_ends_ns: u64,
 }
 
 /// Who may invoke a plugin. Its owner and the admins always may.
@@ -175,6 +221,8 @@ pub struct PluginInfo {
     pub invoke_policy: InvokePolicy,
     /// Its configuration.
     pub config: Vec<(String, String)>,
+    /// Its use of the per-plugin instruction quota.
+    pub quota: QuotaUsage,
 }
 
 /// Who may install plugins.
@@ -189,11 +237,93 @@ pub enum InstallPolicy {
     AnyAuthenticated,
 }
 
-/// Canister-wide access settings, set by the init/upgrade argument and `set_settings`.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+/// Canister-wide settings, set by the init/upgrade argument and `set_settings`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Principals with every right, besides the canister's controllers.
     pub admins: Vec<Principal>,
     /// Who may install plugins.
     pub install_policy: InstallPolicy,
+    /// Instruction quotas of callers who are not admins.
+    pub quotas: Quotas,
+    /// Cycles below which only admins may install or invoke.
+    pub cycles_reserve: u128,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            admins: Vec::new(),
+            install_policy: InstallPolicy::default(),
+            quotas: Quotas::default(),
+            cycles_reserve: DEFAULT_CYCLES_RESERVE,
+        }
+    }
+}
+
+/// What `settings` answers: the settings, what the canister holds, and its caps.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SettingsView {
+    /// The settings.
+    pub settings: Settings,
+    /// What the canister holds now.
+    pub totals: Totals,
+    /// The caps every caller and plugin runs into.
+    pub caps: Caps,
+}
+
+/// What the canister holds.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Plugins installed.
+    pub plugins: u64,
+    /// Distinct modules stored.
+    pub modules: u64,
+    /// Bytes of distinct module code.
+    pub code_bytes: u64,
+    /// Bytes held by uploaded chunks not installed yet.
+    pub chunk_bytes: u64,
+    /// The canister's stable memory.
+    pub stable_bytes: u64,
+    /// The canister's heap (wasm memory).
+    pub heap_bytes: u64,
+    /// Heap the engine's caches hold (compiled modules, live instances).
+    pub cached_bytes: u64,
+    /// The canister's cycle balance.
+    pub cycle_balance: u128,
+}
+
+/// The host's caps (each refusal is a typed `LimitExceeded` naming it).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// Largest module.
+    pub module_bytes: u64,
+    /// Most plugins.
+    pub plugins: u64,
+    /// Most plugins per owner.
+    pub plugins_per_owner: u64,
+    /// Most bytes of distinct code.
+    pub code_bytes: u64,
+    /// Most config entries per plugin.
+    pub config_entries: u64,
+    /// Most config bytes per plugin.
+    pub config_bytes: u64,
+    /// Most principals in an invoke allow-list.
+    pub allow_list: u64,
+    /// Most 64 KiB pages of plugin memory.
+    pub memory_pages: u32,
+    /// Most bytes of vars per plugin.
+    pub var_bytes: u64,
+    /// Largest output.
+    pub output_bytes: u64,
+    /// Most fuel per call.
+    pub fuel: u64,
+    /// Largest upload chunk.
+    pub chunk_bytes: u64,
+    /// Most bytes of chunks stored, all uploaders.
+    pub chunk_store_bytes: u64,
+    /// How long an uploaded chunk is kept, ns.
+    pub chunk_ttl_ns: u64,
+    /// Heap the engine keeps at most.
+    pub heap_budget_bytes: u64,
 }

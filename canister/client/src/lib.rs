@@ -26,9 +26,9 @@ use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Deserialize, Principal};
 use ic_cdk::call::Call;
 use plugin_host_api::{
-    ByteBuf, ChunkError, Denied, InstallArgs, InstallChunkedArgs, InstallError, InvokeFailure,
+    ByteBuf, ChunkError, InstallArgs, InstallChunkedArgs, InstallError, InvokeFailure,
     InvokeOptions, InvokePolicy, InvokeReply, ListArgs, ListPage, ManageError, PluginInfo,
-    Settings, UpgradePluginArgs,
+    Settings, SettingsError, SettingsView, UpgradePluginArgs,
 };
 
 /// Why a call to `plugin_host` produced no reply of the expected type: not enough cycles to
@@ -157,9 +157,9 @@ methods! {
     /// Replaces who may invoke a plugin.
     update fn set_invoke_policy(name: String, policy: InvokePolicy) -> Result<PluginInfo, ManageError>;
     /// The canister's access settings.
-    query fn settings() -> Settings;
-    /// Replaces the canister's access settings (admins only).
-    update fn set_settings(settings: Settings) -> Result<(), Denied>;
+    query fn settings() -> SettingsView;
+    /// Replaces the canister's settings (admins only).
+    update fn set_settings(settings: Settings) -> Result<(), SettingsError>;
     /// This canister's principal, as `plugin_host` sees it.
     query fn whoami() -> Principal;
 }

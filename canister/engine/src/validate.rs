@@ -1,11 +1,13 @@
 //! Install-time checks of an untrusted module, before wasmi sees it: size, imports against the
-//! ABI table, memory and table caps, and the plugin functions it exports.
+//! ABI table, memory and table caps, the plugin functions it exports, and the features whose
+//! state the engine could not save (see [`unsupported`]).
 
-use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
+use plugin_host_api::InstallError;
+use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef, ValType};
 
-use crate::Limits;
 use crate::abi::IMPORTS;
-use crate::error::{InstallError, LimitExceeded};
+use crate::budget::limit;
+use crate::limits::Limits;
 
 /// Exports run once at install (reactor initialisers), never offered as plugin functions.
 pub const INITIALIZERS: &[&str] = &["_initialize", "__wasm_call_ctors"];
@@ -19,6 +21,15 @@ pub struct ModuleFacts {
     pub initializer: Option<String>,
     /// Declared maximum memory, if any.
     pub max_memory_pages: Option<u32>,
+}
+
+/// A module the engine refuses because it could not save and restore what it uses: the engine
+/// persists a plugin's memory and numeric globals, not its tables or which segments it dropped.
+fn unsupported(feature: &str, reason: &str) -> InstallError {
+    InstallError::UnsupportedFeature {
+        feature: feature.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 fn invalid(reason: impl ToString) -> InstallError {
@@ -66,14 +77,14 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
                     let TypeRef::Func(index) = import.ty else {
                         return Err(forbidden("only function imports are provided"));
                     };
-                    let Some((_, _, params, results)) = IMPORTS
+                    let Some(function) = IMPORTS
                         .iter()
-                        .find(|(m, n, _, _)| *m == import.module && *n == import.name)
+                        .find(|f| f.module == import.module && f.name == import.name)
                     else {
                         return Err(forbidden("not a host function of plugin_host"));
                     };
                     match types.get(index as usize) {
-                        Some(Some((p, r))) if p == params && r == results => {}
+                        Some(Some((p, r))) if p == function.params && r == function.results => {}
                         _ => return Err(forbidden("wrong signature")),
                     }
                     func_types.push(index);
@@ -95,11 +106,11 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
                         return Err(invalid("64-bit and shared memories are not supported"));
                     }
                     if memory.initial > u64::from(limits.max_memory_pages) {
-                        return Err(InstallError::LimitExceeded(LimitExceeded {
-                            limit: "memory pages",
-                            requested: memory.initial,
-                            max: limits.max_memory_pages.into(),
-                        }));
+                        return Err(InstallError::LimitExceeded(limit(
+                            "memory pages",
+                            memory.initial,
+                            limits.max_memory_pages.into(),
+                        )));
                     }
                     max_memory_pages = memory.maximum.map(|m| m.min(u32::MAX.into()) as u32);
                 }
@@ -108,17 +119,50 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
                 for table in reader {
                     let table = table.map_err(invalid)?;
                     if table.ty.initial > u64::from(limits.max_table_elements) {
-                        return Err(InstallError::LimitExceeded(LimitExceeded {
-                            limit: "table elements",
-                            requested: table.ty.initial,
-                            max: limits.max_table_elements.into(),
-                        }));
+                        return Err(InstallError::LimitExceeded(limit(
+                            "table elements",
+                            table.ty.initial,
+                            limits.max_table_elements.into(),
+                        )));
+                    }
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader {
+                    let ty = global.map_err(invalid)?.ty;
+                    if ty.mutable
+                        && !matches!(
+                            ty.content_type,
+                            ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
+                        )
+                    {
+                        return Err(unsupported(
+                            "mutable reference global",
+                            "only numeric mutable globals are saved between calls",
+                        ));
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let mut operators = body.get_operators_reader().map_err(invalid)?;
+                while !operators.eof() {
+                    if let Some((feature, reason)) =
+                        unsaved_state(&operators.read().map_err(invalid)?)
+                    {
+                        return Err(unsupported(feature, reason));
                     }
                 }
             }
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(invalid)?;
+                    if export.name.len() > limits.max_export_name_bytes {
+                        return Err(InstallError::LimitExceeded(limit(
+                            "export name bytes",
+                            export.name.len() as u64,
+                            limits.max_export_name_bytes as u64,
+                        )));
+                    }
                     match export.kind {
                         ExternalKind::Func => exports.push((export.name.to_owned(), export.index)),
                         ExternalKind::Memory => memory_exported = true,
@@ -157,10 +201,35 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
     if functions.is_empty() {
         return Err(InstallError::NoPluginFunctions);
     }
+    if functions.len() > limits.max_plugin_functions {
+        return Err(InstallError::LimitExceeded(limit(
+            "plugin functions",
+            functions.len() as u64,
+            limits.max_plugin_functions as u64,
+        )));
+    }
     functions.sort();
     Ok(ModuleFacts {
         functions,
         initializer,
         max_memory_pages,
+    })
+}
+
+/// Instructions that change state the engine does not save: tables (it would restore them as
+/// instantiated) and dropped segments (a restored instance has them all again).
+fn unsaved_state(operator: &Operator<'_>) -> Option<(&'static str, &'static str)> {
+    const TABLES: &str =
+        "tables are not saved between calls: a plugin may read its table, not change it";
+    const SEGMENTS: &str = "dropped segments are not saved between calls";
+    Some(match operator {
+        Operator::TableSet { .. } => ("table.set", TABLES),
+        Operator::TableGrow { .. } => ("table.grow", TABLES),
+        Operator::TableFill { .. } => ("table.fill", TABLES),
+        Operator::TableCopy { .. } => ("table.copy", TABLES),
+        Operator::TableInit { .. } => ("table.init", TABLES),
+        Operator::ElemDrop { .. } => ("elem.drop", SEGMENTS),
+        Operator::DataDrop { .. } => ("data.drop", SEGMENTS),
+        _ => return None,
     })
 }

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 
+use candid::Principal;
 use ic_stable_structures::VectorMemory;
+use ic_stable_structures::memory_manager::MemoryId;
 use plugin_engine::{
     Engine, InstallRequest, InstructionMeter, InvokeError, InvokeFailure, InvokeOutcome,
-    InvokePolicy, InvokeRequest, Limits, StableMemories,
+    InvokePolicy, InvokeRequest, Limits, StableMemories, StableSpace,
 };
 
 struct NoMeter;
@@ -33,10 +36,9 @@ fn built(name: &str) -> Vec<u8> {
 }
 
 fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<VectorMemory> {
-    let mut engine = Engine::init(
-        StableMemories::from_array(Default::default()),
-        Limits::default(),
-    );
+    let space = Rc::new(StableSpace::init(VectorMemory::default()));
+    let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
+    let mut engine = Engine::init(space, ids, Limits::default(), Rc::new(NoMeter));
     let wasm = built(plugin);
     let request = InstallRequest {
         name,
@@ -45,11 +47,11 @@ fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<Vect
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
-        owner: b"owner".to_vec(),
+        owner: Principal::from_slice(b"owner"),
         invoke_policy: InvokePolicy::Public,
         fuel_limit: None,
     };
-    engine.install(request, 0, &NoMeter).expect("installs");
+    engine.install(request, 0).expect("installs");
     engine
 }
 
@@ -59,19 +61,17 @@ fn call(
     function: &str,
     input: &str,
 ) -> Result<InvokeOutcome, InvokeFailure> {
-    engine.invoke(
-        InvokeRequest {
-            plugin,
-            function,
-            input: input.as_bytes(),
-            fuel: None,
-            caller: b"caller",
-            now_ns: 1,
-            commit: true,
-            logs: true,
-        },
-        &NoMeter,
-    )
+    engine.invoke(InvokeRequest {
+        plugin,
+        function,
+        input: input.as_bytes(),
+        fuel: None,
+        caller: Principal::from_slice(b"caller"),
+        now_ns: 1,
+        commit: true,
+        logs: true,
+        instruction_limit: None,
+    })
 }
 
 #[track_caller]

@@ -4,12 +4,15 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
+use candid::Principal;
 use ic_stable_structures::VectorMemory;
+use ic_stable_structures::memory_manager::MemoryId;
 use plugin_engine::{
     Engine, InstallError, InstallRequest, InstructionMeter, InvokeError, InvokeFailure,
-    InvokeOutcome, InvokePolicy, InvokeRequest, LimitExceeded, Limits, PluginInfo, StableMemories,
-    UpgradePluginRequest,
+    InvokeOutcome, InvokePolicy, InvokeRequest, LimitExceeded, Limits, PluginRecord,
+    StableMemories, StableSpace, UpgradePluginRequest,
 };
 
 /// A meter that counts a fixed number of instructions per reading.
@@ -22,22 +25,36 @@ impl InstructionMeter for Meter {
     }
 }
 
-fn meter() -> Meter {
-    Meter(Cell::new(0), 1)
+fn meter() -> Rc<Meter> {
+    Rc::new(Meter(Cell::new(0), 1))
 }
 
-/// Stable memories that survive dropping the engine (an upgrade keeps them).
+/// A stable memory that survives dropping the engine (an upgrade keeps it).
 #[derive(Clone, Default)]
-struct Memories([VectorMemory; 10]);
+struct Memories(VectorMemory);
 
 impl Memories {
     fn open(&self, limits: Limits) -> Engine<VectorMemory> {
-        Engine::init(StableMemories::from_array(self.0.clone()), limits)
+        self.open_with(limits, meter())
+    }
+
+    fn open_with(&self, limits: Limits, meter: Rc<dyn InstructionMeter>) -> Engine<VectorMemory> {
+        let space = Rc::new(StableSpace::init(self.0.clone()));
+        let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
+        Engine::init(space, ids, limits, meter)
     }
 }
 
 fn engine() -> Engine<VectorMemory> {
     Memories::default().open(Limits::default())
+}
+
+fn owner() -> Principal {
+    Principal::from_slice(&[1, 2, 3])
+}
+
+fn caller() -> Principal {
+    Principal::from_slice(b"caller")
 }
 
 /// The Extism imports the WAT plugins below use.
@@ -145,16 +162,16 @@ fn request<'a>(name: &'a str, wasm: &'a [u8]) -> InstallRequest<'a> {
         name,
         wasm,
         config: BTreeMap::new(),
-        owner: vec![1, 2, 3],
+        owner: owner(),
         invoke_policy: InvokePolicy::Public,
         fuel_limit: None,
     }
 }
 
 #[track_caller]
-fn install(engine: &mut Engine<VectorMemory>, name: &str, text: &str) -> PluginInfo {
+fn install(engine: &mut Engine<VectorMemory>, name: &str, text: &str) -> PluginRecord {
     let wasm = wat(text);
-    match engine.install(request(name, &wasm), 1, &meter()) {
+    match engine.install(request(name, &wasm), 1) {
         Ok(info) => info,
         Err(e) => panic!("install {name}: {e}"),
     }
@@ -163,7 +180,7 @@ fn install(engine: &mut Engine<VectorMemory>, name: &str, text: &str) -> PluginI
 #[track_caller]
 fn install_err(engine: &mut Engine<VectorMemory>, text: &str) -> InstallError {
     let wasm = wat(text);
-    match engine.install(request("bad", &wasm), 1, &meter()) {
+    match engine.install(request("bad", &wasm), 1) {
         Ok(info) => panic!("install should fail, got {info:?}"),
         Err(e) => e,
     }
@@ -177,19 +194,17 @@ fn call_with(
     fuel: Option<u64>,
     commit: bool,
 ) -> Result<InvokeOutcome, InvokeFailure> {
-    engine.invoke(
-        InvokeRequest {
-            plugin,
-            function,
-            input,
-            fuel,
-            caller: b"caller",
-            now_ns: 42,
-            commit,
-            logs: true,
-        },
-        &meter(),
-    )
+    engine.invoke(InvokeRequest {
+        plugin,
+        function,
+        input,
+        fuel,
+        caller: caller(),
+        now_ns: 42,
+        commit,
+        logs: true,
+        instruction_limit: None,
+    })
 }
 
 #[track_caller]
@@ -229,7 +244,7 @@ fn install_reports_what_a_user_needs() {
     let info = install(&mut engine, "counter", &counter());
     assert_eq!(info.name, "counter");
     assert_eq!(info.memory_pages, 1);
-    assert_eq!(info.owner, vec![1, 2, 3]);
+    assert_eq!(info.owner, owner());
     assert!(info.functions.contains(&"inc".to_owned()));
     assert_eq!(info.code_size, wat(&counter()).len() as u64);
     assert_eq!(engine.get("counter"), Some(info));
@@ -468,14 +483,18 @@ fn a_refused_invoke_runs_nothing() {
         function: "inc",
         input: b"",
         fuel: None,
-        caller: b"caller",
+        caller: caller(),
         now_ns: 42,
         commit: true,
         logs: false,
+        instruction_limit: None,
     };
-    let refused = engine.invoke_authorized(request.clone(), &meter(), |owner, policy| {
-        assert_eq!((owner, policy), (&[1u8, 2, 3][..], &InvokePolicy::Public));
-        Err("not you")
+    let refused = engine.invoke_authorized(request.clone(), |record| {
+        assert_eq!(
+            (record.owner, &record.invoke_policy),
+            (owner(), &InvokePolicy::Public)
+        );
+        Err::<Option<u64>, _>("not you")
     });
     assert_eq!(refused.err(), Some("not you"));
     assert_eq!(engine.get("counter").map(|i| i.calls), Some(0));
@@ -483,7 +502,7 @@ fn a_refused_invoke_runs_nothing() {
         plugin: "nope",
         ..request
     };
-    let result = engine.invoke_authorized(unknown, &meter(), |_, _| Err("not asked"));
+    let result = engine.invoke_authorized(unknown, |_| Err::<Option<u64>, _>("not asked"));
     assert!(matches!(
         result.map(|r| r.map_err(|f| f.error)),
         Ok(Err(InvokeError::UnknownPlugin { .. }))
@@ -513,7 +532,7 @@ fn plugins_are_isolated_and_identical_code_is_stored_once() {
 #[test]
 fn install_refuses_bad_modules_with_the_reason() {
     let mut engine = engine();
-    let junk = engine.install(request("junk", b"not wasm at all"), 1, &meter());
+    let junk = engine.install(request("junk", b"not wasm at all"), 1);
     assert!(matches!(junk, Err(InstallError::InvalidWasm { .. })));
 
     // The engine compiles lazily, but install validates every function body, called or not.
@@ -559,7 +578,7 @@ fn install_refuses_bad_modules_with_the_reason() {
             &mut engine,
             r#"(module (func $s (loop $l (br $l))) (start $s) (func (export "run")))"#
         ),
-        InstallError::InstantiationFailed { .. }
+        InstallError::StartFailed(failure) if matches!(failure.error, InvokeError::OutOfFuel { .. })
     ));
     assert_eq!(
         install_err(
@@ -567,7 +586,7 @@ fn install_refuses_bad_modules_with_the_reason() {
             r#"(module (memory 2000) (func (export "run")))"#
         ),
         InstallError::LimitExceeded(LimitExceeded {
-            limit: "memory pages",
+            limit: "memory pages".into(),
             requested: 2000,
             max: 1024
         })
@@ -577,10 +596,7 @@ fn install_refuses_bad_modules_with_the_reason() {
             &mut engine,
             r#"(module (table 1000000 funcref) (func (export "run")))"#
         ),
-        InstallError::LimitExceeded(LimitExceeded {
-            limit: "table elements",
-            ..
-        })
+        InstallError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "table elements"
     ));
     assert!(matches!(
         install_err(&mut engine, r#"(module (memory 1) (func (export "run")))"#),
@@ -588,20 +604,20 @@ fn install_refuses_bad_modules_with_the_reason() {
     ));
     let big = vec![0u8; 9 * 1024 * 1024];
     assert!(matches!(
-        engine.install(request("big", &big), 1, &meter()),
+        engine.install(request("big", &big), 1),
         Err(InstallError::TooLarge { .. })
     ));
     for name in ["", "Upper", "has space", &"x".repeat(65)] {
         let wasm = wat(&counter());
         assert!(matches!(
-            engine.install(request(name, &wasm), 1, &meter()),
+            engine.install(request(name, &wasm), 1),
             Err(InstallError::InvalidName { .. })
         ));
     }
     install(&mut engine, "counter", &counter());
     let wasm = wat(&counter());
     assert!(matches!(
-        engine.install(request("counter", &wasm), 1, &meter()),
+        engine.install(request("counter", &wasm), 1),
         Err(InstallError::NameTaken { .. })
     ));
 }
@@ -639,10 +655,7 @@ fn hostile_plugins_get_typed_errors() {
     );
     assert!(matches!(
         err(&mut engine, "bomb", "run"),
-        InvokeError::LimitExceeded(LimitExceeded {
-            limit: "memory pages",
-            ..
-        })
+        InvokeError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "memory pages"
     ));
     install(
         &mut engine,
@@ -681,10 +694,7 @@ fn hostile_plugins_get_typed_errors() {
     );
     assert!(matches!(
         err(&mut engine, "hugeout", "run"),
-        InvokeError::LimitExceeded(LimitExceeded {
-            limit: "output bytes",
-            ..
-        })
+        InvokeError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "output bytes"
     ));
     install(
         &mut engine,
@@ -693,36 +703,31 @@ fn hostile_plugins_get_typed_errors() {
     );
     assert!(matches!(
         err(&mut engine, "arena", "run"),
-        InvokeError::LimitExceeded(LimitExceeded {
-            limit: "arena bytes",
-            ..
-        })
+        InvokeError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "arena bytes"
     ));
 }
 
 #[test]
 fn the_instruction_budget_stops_a_call_between_fuel_slices() {
     let limits = Limits {
-        update_instruction_budget: 10,
+        update_instruction_limit: 1000,
         fuel_slice: 1000,
         ..Limits::default()
     };
-    let mut engine = Memories::default().open(limits);
+    let mut engine = Memories::default().open_with(limits, Rc::new(Meter(Cell::new(0), 5)));
     install(&mut engine, "counter", &counter());
     let failure = engine
-        .invoke(
-            InvokeRequest {
-                plugin: "counter",
-                function: "inc_then_loop",
-                input: b"",
-                fuel: None,
-                caller: b"c",
-                now_ns: 0,
-                commit: true,
-                logs: false,
-            },
-            &Meter(Cell::new(0), 5),
-        )
+        .invoke(InvokeRequest {
+            plugin: "counter",
+            function: "inc_then_loop",
+            input: b"",
+            fuel: None,
+            caller: caller(),
+            now_ns: 0,
+            commit: true,
+            logs: false,
+            instruction_limit: None,
+        })
         .expect_err("budget");
     assert!(
         matches!(failure.error, InvokeError::InstructionLimit { .. }),
@@ -755,7 +760,7 @@ fn config_logs_and_ic_functions() {
     let wasm = wat(&text);
     let mut req = request("cfg", &wasm);
     req.config.insert("greeting".into(), "hello".into());
-    engine.install(req, 1, &meter()).expect("install");
+    engine.install(req, 1).expect("install");
     let out = call_with(&mut engine, "cfg", "config", b"", None, true).expect("config");
     assert_eq!(out.output, b"hello");
     assert_eq!(out.logs.len(), 1);
@@ -778,11 +783,11 @@ fn list_pages_in_name_order() {
     for name in ["c", "a", "b", "d"] {
         install(&mut engine, name, &counter());
     }
-    let (page, next) = engine.list(None, 3);
+    let (page, next) = engine.list(None, 3, u64::MAX);
     let names: Vec<_> = page.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert_eq!(next.as_deref(), Some("c"));
-    let (page, next) = engine.list(next.as_deref(), 3);
+    let (page, next) = engine.list(next.as_deref(), 3, u64::MAX);
     assert_eq!(page.len(), 1);
     assert_eq!(next, None);
 }
@@ -801,7 +806,6 @@ fn upgrade_plugin_keeps_vars_and_rolls_back_a_failed_migration() {
             migration: Some("inc_then_trap"),
         },
         5,
-        &meter(),
     );
     assert!(matches!(failed, Err(InstallError::MigrationFailed(_))));
     assert_eq!(ok_u64(&mut engine, "counter", "get"), 2);
@@ -814,7 +818,6 @@ fn upgrade_plugin_keeps_vars_and_rolls_back_a_failed_migration() {
                 migration: None,
             },
             6,
-            &meter(),
         )
         .expect("upgrade");
     assert_eq!(info.updated_at_ns, 6);
@@ -886,4 +889,39 @@ proptest::proptest! {
             proptest::prop_assert_eq!(state(&mut engine, "counter"), (model, model, var));
         }
     }
+}
+
+/// A module with many functions, each compiled lazily when a call first reaches it: compiling
+/// runs out of a fuel slice many times, and each time the call resumes with the next slice.
+#[test]
+fn lazy_compilation_resumes_across_fuel_slices() {
+    let mut funcs = String::new();
+    for i in 0..200 {
+        // Each function adds its index to a local, many times over, then calls the next.
+        let body = "(local.set $x (i64.add (local.get $x) (i64.const 1)))".repeat(40);
+        let next = if i < 199 {
+            format!("(call $f{})", i + 1)
+        } else {
+            "(i64.const 0)".into()
+        };
+        funcs.push_str(&format!(
+            "(func $f{i} (result i64) (local $x i64) {body} (i64.add (local.get $x) {next}))\n"
+        ));
+    }
+    let text = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) {HELPERS} {funcs}
+             (func (export "run") (result i32) (call $output_u64 (call $f0)) (i32.const 0))
+             (func (export "big") (result i32) (local $x i64) {big}
+               (call $output_u64 (local.get $x)) (i32.const 0)))"#,
+        big = "(local.set $x (i64.add (local.get $x) (i64.const 1)))".repeat(2_000),
+    );
+    let limits = Limits {
+        fuel_slice: 2_000,
+        ..Limits::default()
+    };
+    let mut engine = Memories::default().open(limits);
+    install(&mut engine, "many", &text);
+    assert_eq!(ok_u64(&mut engine, "many", "run"), 200 * 40);
+    // The called export itself needs more than a slice to compile.
+    assert_eq!(ok_u64(&mut engine, "many", "big"), 2_000);
 }

@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use candid::Principal;
 use plugin_engine::InvokePolicy;
-use plugin_engine::store::{LAYOUT_VERSION, PluginInfo, decode_record, encode_record};
+use plugin_engine::store::codec::{decode_record, encode_record};
+use plugin_engine::store::{LAYOUT_VERSION, PluginRecord};
 
-fn record() -> PluginInfo {
-    PluginInfo {
+fn record() -> PluginRecord {
+    PluginRecord {
         id: 7,
         name: "dao-voting".into(),
-        owner: vec![0xAA; 29],
+        owner: Principal::from_slice(&[0xAA; 29]),
         code_sha256: [0x11; 32],
         code_size: 123_456,
         functions: vec!["decide".into(), "migrate".into()],
@@ -23,7 +25,7 @@ fn record() -> PluginInfo {
         fuel_used_total: 9_999,
         installed_at_ns: 1_767_225_600_000_000_000,
         updated_at_ns: 1_767_225_600_000_000_001,
-        invoke_policy: InvokePolicy::AllowList(vec![vec![1, 2, 3]]),
+        invoke_policy: InvokePolicy::AllowList(vec![Principal::from_slice(&[1, 2, 3])]),
         config: BTreeMap::from([("rule".into(), "quadratic".into())]),
     }
 }

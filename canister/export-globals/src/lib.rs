@@ -9,6 +9,10 @@
 //!
 //! The rewrite copies every section byte for byte except the export section, which gets one extra
 //! entry per mutable global that is not exported yet, named [`EXPORT_PREFIX`] + its index.
+//!
+//! [`export_mutable_globals_and_start`] also moves the start function out of the start section
+//! into an export named [`START_EXPORT`]: a host that saves instances runs it once, as a call under
+//! its own budget, instead of at every instantiation.
 
 use std::ops::Range;
 
@@ -17,6 +21,8 @@ use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
 
 /// Prefix of the export names the rewrite adds: `__export_global_<index>`.
 pub const EXPORT_PREFIX: &str = "__export_global_";
+/// The export name under which [`export_mutable_globals_and_start`] exports the start function.
+pub const START_EXPORT: &str = "__export_start";
 
 /// A module whose mutable globals are all exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +31,8 @@ pub struct Rewritten {
     pub wasm: Vec<u8>,
     /// Every mutable global the module defines (imports excluded), in index order.
     pub globals: Vec<MutableGlobal>,
+    /// Whether the start function was moved to the export [`START_EXPORT`].
+    pub start_exported: bool,
 }
 
 /// A mutable global and the export name under which a host can reach it.
@@ -60,6 +68,17 @@ impl From<wasmparser::BinaryReaderError> for RewriteError {
 ///
 /// Only the structure needed for the rewrite is parsed; validation is the caller's job.
 pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
+    rewrite(wasm, false)
+}
+
+/// As [`export_mutable_globals`], and moves the start function (if any) from the start section to
+/// the export [`START_EXPORT`], so that instantiating the module no longer runs it.
+pub fn export_mutable_globals_and_start(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
+    rewrite(wasm, true)
+}
+
+fn rewrite(wasm: &[u8], move_start: bool) -> Result<Rewritten, RewriteError> {
+    let mut start = None;
     let mut sections: Vec<(u8, Range<usize>)> = Vec::new();
     let mut exports: Vec<(String, ExportKind, u32)> = Vec::new();
     let mut imported_globals = 0u32;
@@ -85,6 +104,7 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
                     }
                 }
             }
+            Payload::StartSection { func, .. } if move_start => start = Some(*func),
             Payload::ExportSection(reader) => {
                 for export in reader.clone() {
                     let export = export?;
@@ -115,16 +135,23 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
                 if exports.iter().any(|(n, _, _)| *n == name) {
                     return Err(RewriteError::ReservedName(name));
                 }
-                added.push((name.clone(), index));
+                added.push((name.clone(), ExportKind::Global, index));
                 name
             }
         };
         globals.push(MutableGlobal { index, export });
     }
+    if let Some(func) = start {
+        if exports.iter().any(|(n, _, _)| n == START_EXPORT) {
+            return Err(RewriteError::ReservedName(START_EXPORT.into()));
+        }
+        added.push((START_EXPORT.to_owned(), ExportKind::Func, func));
+    }
     if added.is_empty() {
         return Ok(Rewritten {
             wasm: wasm.to_vec(),
             globals,
+            start_exported: false,
         });
     }
 
@@ -132,8 +159,8 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
     for (name, kind, index) in &exports {
         export_section.export(name, *kind, *index);
     }
-    for (name, index) in &added {
-        export_section.export(name, ExportKind::Global, *index);
+    for (name, kind, index) in &added {
+        export_section.export(name, *kind, *index);
     }
 
     let mut module = wasm_encoder::Module::new();
@@ -144,7 +171,8 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
             module.section(&export_section);
             export_written = true;
         }
-        if !is_export {
+        let is_start = id == wasm_encoder::SectionId::Start as u8;
+        if !(is_export || is_start && start.is_some()) {
             module.section(&RawSection {
                 id,
                 data: &wasm[range],
@@ -157,6 +185,7 @@ pub fn export_mutable_globals(wasm: &[u8]) -> Result<Rewritten, RewriteError> {
     Ok(Rewritten {
         wasm: module.finish(),
         globals,
+        start_exported: start.is_some(),
     })
 }
 
@@ -248,6 +277,28 @@ mod tests {
         assert!(exports.contains(&("run".into(), ExternalKind::Func, 0)));
         assert!(exports.contains(&("__export_global_3".into(), ExternalKind::Global, 3)));
         assert_eq!(exports.len(), 4);
+    }
+
+    #[test]
+    fn moves_the_start_function_to_an_export_when_asked() {
+        let wasm = wat::parse_str(
+            r#"(module (global $g (mut i32) (i32.const 0))
+                 (func $init (global.set $g (i32.const 7)))
+                 (func (export "run") (result i32) (global.get $g))
+                 (start $init))"#,
+        )
+        .expect("wat");
+        let kept = export_mutable_globals(&wasm).expect("rewrite");
+        assert!(!kept.start_exported);
+        let moved = export_mutable_globals_and_start(&wasm).expect("rewrite");
+        validate(&moved.wasm);
+        assert!(moved.start_exported);
+        let exports = exports_of(&moved.wasm);
+        assert!(exports.contains(&(START_EXPORT.into(), ExternalKind::Func, 0)));
+        let has_start = Parser::new(0)
+            .parse_all(&moved.wasm)
+            .any(|p| matches!(p, Ok(Payload::StartSection { .. })));
+        assert!(!has_start, "the start section is gone");
     }
 
     #[test]

@@ -4,8 +4,7 @@
 //! canister, so every rule is tested natively.
 
 use candid::Principal;
-use plugin_engine::InvokePolicy;
-use plugin_host_api::{Denied, InstallPolicy, Right, Settings};
+use plugin_host_api::{Denied, InstallPolicy, InvokePolicy, Right, Settings};
 
 /// The caller of a message, as the endpoint saw it.
 #[derive(Clone, Copy, Debug)]
@@ -25,12 +24,12 @@ pub trait Rules {
     /// Allows callers the install policy admits; the anonymous principal never installs.
     fn authorize_install(&self, caller: &Caller) -> Result<(), Denied>;
     /// Allows the plugin's owner and admins.
-    fn authorize_manage(&self, caller: &Caller, owner: &[u8]) -> Result<(), Denied>;
+    fn authorize_manage(&self, caller: &Caller, owner: &Principal) -> Result<(), Denied>;
     /// Allows callers the plugin's invoke policy admits; its owner and admins always may.
     fn authorize_invoke(
         &self,
         caller: &Caller,
-        owner: &[u8],
+        owner: &Principal,
         policy: &InvokePolicy,
     ) -> Result<(), Denied>;
 }
@@ -60,8 +59,8 @@ impl Rules for Settings {
     }
 
     /// Allows the plugin's owner and admins.
-    fn authorize_manage(&self, caller: &Caller, owner: &[u8]) -> Result<(), Denied> {
-        let allowed = self.is_admin(caller) || caller.principal.as_slice() == owner;
+    fn authorize_manage(&self, caller: &Caller, owner: &Principal) -> Result<(), Denied> {
+        let allowed = self.is_admin(caller) || caller.principal == *owner;
         check(allowed, caller, Right::ManagePlugin)
     }
 
@@ -69,16 +68,14 @@ impl Rules for Settings {
     fn authorize_invoke(
         &self,
         caller: &Caller,
-        owner: &[u8],
+        owner: &Principal,
         policy: &InvokePolicy,
     ) -> Result<(), Denied> {
         let allowed = match policy {
             InvokePolicy::Public => true,
             InvokePolicy::OwnerOnly => false,
-            InvokePolicy::AllowList(list) => list
-                .iter()
-                .any(|p| p.as_slice() == caller.principal.as_slice()),
-        } || caller.principal.as_slice() == owner
+            InvokePolicy::AllowList(list) => list.contains(&caller.principal),
+        } || caller.principal == *owner
             || self.is_admin(caller);
         check(allowed, caller, Right::Invoke)
     }
@@ -114,6 +111,7 @@ mod tests {
         Settings {
             admins: vec![principal(1)],
             install_policy: policy,
+            ..Settings::default()
         }
     }
 
@@ -149,11 +147,10 @@ mod tests {
     fn owners_and_admins_manage_plugins() {
         let s = settings(InstallPolicy::AnyAuthenticated);
         let owner = principal(5);
-        assert!(s.authorize_manage(&user(5), owner.as_slice()).is_ok());
-        assert!(s.authorize_manage(&user(1), owner.as_slice()).is_ok());
+        assert!(s.authorize_manage(&user(5), &owner).is_ok());
+        assert!(s.authorize_manage(&user(1), &owner).is_ok());
         assert_eq!(
-            s.authorize_manage(&user(6), owner.as_slice())
-                .map_err(|d| d.missing),
+            s.authorize_manage(&user(6), &owner).map_err(|d| d.missing),
             Err(Right::ManagePlugin)
         );
     }
@@ -161,8 +158,8 @@ mod tests {
     #[test]
     fn invoke_follows_the_plugin_policy() {
         let s = settings(InstallPolicy::AdminsOnly);
-        let owner = principal(5).as_slice().to_vec();
-        let dao = principal(7).as_slice().to_vec();
+        let owner = principal(5);
+        let dao = principal(7);
         assert!(
             s.authorize_invoke(&user(6), &owner, &InvokePolicy::Public)
                 .is_ok()

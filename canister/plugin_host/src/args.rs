@@ -14,8 +14,32 @@ use candid::utils::decode_args_with_config;
 use candid::{DecoderConfig, Encode};
 use plugin_host_api::{ByteBuf, InvokeOptions};
 
-/// `invoke`'s arguments: plugin, function, input, options.
-pub type InvokeArgs = (String, String, ByteBuf, Option<InvokeOptions>);
+/// `invoke`'s arguments (the one definition of them; `interface` declares their Candid type).
+#[derive(Debug, Clone)]
+pub struct InvokeArgs {
+    /// The plugin.
+    pub plugin: String,
+    /// The function.
+    pub function: String,
+    /// The input.
+    pub input: ByteBuf,
+    /// The options.
+    pub options: Option<InvokeOptions>,
+}
+
+/// As candid decodes them.
+type Tuple = (String, String, ByteBuf, Option<InvokeOptions>);
+
+impl From<Tuple> for InvokeArgs {
+    fn from((plugin, function, input, options): Tuple) -> Self {
+        Self {
+            plugin,
+            function,
+            input,
+            options,
+        }
+    }
+}
 
 thread_local! {
     /// `DIDL`, type table and argument types of [`InvokeArgs`] as candid encodes them.
@@ -29,6 +53,11 @@ pub fn decode_invoke_args(bytes: Vec<u8>) -> InvokeArgs {
         Ok(args) => args,
         Err(e) => ic_cdk::trap(format!("invalid invoke arguments: {e}")),
     })
+}
+
+/// Decodes `invoke`'s arguments, or `None` if they do not decode (for inspect_message).
+pub fn decode(bytes: &[u8]) -> Option<InvokeArgs> {
+    direct(bytes).or_else(|| through_candid(bytes).ok())
 }
 
 /// The arguments read directly, if the message has the known type part and no options.
@@ -56,12 +85,12 @@ fn direct(bytes: &[u8]) -> Option<InvokeArgs> {
         [1, fields @ ..] => Some(options(fields)?),
         _ => return None,
     };
-    Some((
-        String::from_utf8(plugin.to_vec()).ok()?,
-        String::from_utf8(function.to_vec()).ok()?,
-        ByteBuf::from(input.to_vec()),
+    Some(InvokeArgs {
+        plugin: String::from_utf8(plugin.to_vec()).ok()?,
+        function: String::from_utf8(function.to_vec()).ok()?,
+        input: ByteBuf::from(input.to_vec()),
         options,
-    ))
+    })
 }
 
 /// The values of `record { fuel : opt nat64; logs : opt bool }`, in field-id order, to the end.
@@ -116,7 +145,7 @@ fn through_candid(bytes: &[u8]) -> candid::Result<InvokeArgs> {
     };
     let mut config = DecoderConfig::new();
     config.set_skipping_quota(10_000);
-    decode_args_with_config(bytes, &config)
+    decode_args_with_config::<Tuple>(bytes, &config).map(InvokeArgs::from)
 }
 
 #[cfg(test)]
@@ -130,19 +159,22 @@ mod tests {
         input: &[u8],
         options: Option<InvokeOptions>,
     ) -> InvokeArgs {
-        (
-            plugin.into(),
-            function.into(),
-            ByteBuf::from(input.to_vec()),
+        InvokeArgs {
+            plugin: plugin.into(),
+            function: function.into(),
+            input: ByteBuf::from(input.to_vec()),
             options,
-        )
+        }
     }
 
     fn same(a: &InvokeArgs, b: &InvokeArgs) -> bool {
-        a.0 == b.0
-            && a.1 == b.1
-            && a.2 == b.2
-            && a.3.as_ref().map(|o| (o.fuel, o.logs)) == b.3.as_ref().map(|o| (o.fuel, o.logs))
+        let options = |o: &Option<InvokeOptions>| o.as_ref().map(|o| (o.fuel, o.logs));
+        (&a.plugin, &a.function, &a.input, options(&a.options))
+            == (&b.plugin, &b.function, &b.input, options(&b.options))
+    }
+
+    fn encode(a: &InvokeArgs) -> Vec<u8> {
+        Encode!(&a.plugin, &a.function, &a.input, &a.options).expect("encode")
     }
 
     /// `options` reads exactly these fields: a change to `InvokeOptions` must change it too.
@@ -164,8 +196,7 @@ mod tests {
             args("", "", b"", None),
             args("ünïcødé ✓", "f", &long, None),
         ] {
-            let bytes =
-                Encode!(&expected.0, &expected.1, &expected.2, &expected.3).expect("encode");
+            let bytes = encode(&expected);
             let direct = direct(&bytes).expect("the known type part is read directly");
             assert!(same(&direct, &expected));
             assert!(same(
@@ -186,19 +217,12 @@ mod tests {
                 logs: Some(true),
             }),
         );
-        let bytes = Encode!(
-            &with_options.0,
-            &with_options.1,
-            &with_options.2,
-            &with_options.3
-        )
-        .expect("encode");
+        let bytes = encode(&with_options);
         assert!(same(&direct(&bytes).expect("read directly"), &with_options));
         assert!(same(&decode_invoke_args(bytes), &with_options));
         for (fuel, logs) in [(None, Some(false)), (Some(u64::MAX), None), (None, None)] {
             let expected = args("p", "f", b"x", Some(InvokeOptions { fuel, logs }));
-            let bytes =
-                Encode!(&expected.0, &expected.1, &expected.2, &expected.3).expect("encode");
+            let bytes = encode(&expected);
             assert!(same(&direct(&bytes).expect("read directly"), &expected));
         }
 

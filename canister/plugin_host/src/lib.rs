@@ -1,9 +1,10 @@
 //! The `plugin_host` canister: thin ic-cdk endpoints over `plugin-engine`.
 //!
-//! Each endpoint reads caller and time from the IC, checks access (`access`), calls the engine
-//! through `state`, and maps the result to the Candid types of `plugin-host-api` (`convert`).
-//! Nothing here traps on user input: every refusal is a typed `Err`. Every endpoint replies
-//! through `replied` (see `reply`).
+//! Each endpoint reads caller, time and cycle balance from the IC ([`message`]) and calls an
+//! operation of [`state::State`] (in `plugins`, `inspect`) through `state`; the engine's errors are
+//! the interface's own types. Nothing here traps on user input: every refusal is a typed `Err`
+//! (the one exception is `invoke` arguments that do not decode, which candid refuses as ic-cdk
+//! would). Every endpoint replies through `replied` (see `reply`).
 
 pub mod access;
 pub mod args;
@@ -11,7 +12,10 @@ pub mod args;
 mod bench;
 pub mod chunks;
 pub mod convert;
+mod inspect;
 pub mod memory;
+pub mod plugins;
+pub mod quota;
 pub mod reply;
 pub mod state;
 
@@ -19,22 +23,18 @@ use candid::{CandidType, Principal};
 use plugin_host_api::{
     ByteBuf, ChunkError, InitArgs, InstallArgs, InstallChunkedArgs, InstallError, InvokeFailure,
     InvokeOptions, InvokeReply, ListArgs, ListPage, ManageError, PluginInfo, Settings,
-    UpgradePluginArgs,
+    SettingsError, SettingsView, Totals, UpgradePluginArgs,
 };
 
 use crate::access::{Caller, Rules};
+use crate::args::InvokeArgs;
+use crate::plugins::{InstallInput, Message};
 
 /// Largest page `list` returns.
 const MAX_LIST_PAGE: u32 = 100;
-
-/// The IC's instruction counter for the current message, for the engine's per-call budget.
-struct IcMeter;
-
-impl plugin_engine::InstructionMeter for IcMeter {
-    fn instructions(&self) -> u64 {
-        ic_cdk::api::performance_counter(0)
-    }
-}
+/// Most bytes of plugin records in one `list` page (the reply limit is 2 MiB; one record may be
+/// up to about 330 KB with every cap used).
+const MAX_LIST_BYTES: u64 = 1024 * 1024;
 
 /// Replies with `value` and returns it. Every endpoint is `manual_reply` and replies through
 /// `reply::encode`: the same Candid bytes as ic-cdk's own reply, without rebuilding the type
@@ -45,11 +45,16 @@ fn replied<T: CandidType + 'static>(value: T) -> T {
     value
 }
 
-fn caller() -> Caller {
+/// What the current message is: its caller, the time and the canister's cycle balance.
+fn message() -> Message {
     let principal = ic_cdk::api::msg_caller();
-    Caller {
-        principal,
-        is_controller: ic_cdk::api::is_controller(&principal),
+    Message {
+        caller: Caller {
+            principal,
+            is_controller: ic_cdk::api::is_controller(&principal),
+        },
+        now_ns: ic_cdk::api::time(),
+        cycle_balance: ic_cdk::api::canister_cycle_balance(),
     }
 }
 
@@ -59,7 +64,7 @@ fn prepare_query_replies() {
     reply::prepare::<ListPage>();
     reply::prepare::<Option<PluginInfo>>();
     reply::prepare::<Result<InvokeReply, InvokeFailure>>();
-    reply::prepare::<Settings>();
+    reply::prepare::<SettingsView>();
     reply::prepare::<Principal>();
 }
 
@@ -68,7 +73,7 @@ fn init(args: Option<InitArgs>) {
     state::open();
     prepare_query_replies();
     let settings = args.unwrap_or_default().apply(Settings::default());
-    state::write(|s| s.set_settings(settings));
+    state::write(|s| s.set_settings(settings)).expect("a new canister has room for its settings");
 }
 
 #[ic_cdk::post_upgrade]
@@ -79,29 +84,39 @@ fn post_upgrade(args: Option<InitArgs>) {
         state::write(|s| {
             let settings = args.apply(s.settings.clone());
             s.set_settings(settings)
-        });
+        })
+        .expect("stable memory has room for the settings");
+    }
+}
+
+/// Accepts an ingress message only if its caller may do what it asks (see `inspect`).
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let method = ic_cdk::api::msg_method_name();
+    let arg = ic_cdk::api::msg_arg_data();
+    if state::read(|s| s.admits(&message(), &method, &arg)) {
+        ic_cdk::api::accept_message();
     }
 }
 
 /// Installs a plugin; the caller owns it.
 #[ic_cdk::update(manual_reply = true)]
 fn install(args: InstallArgs) -> Result<PluginInfo, InstallError> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
-    replied(state::write(|s| {
-        s.settings
-            .authorize_install(&caller)
-            .map_err(InstallError::NotAuthorized)?;
-        convert::install(&mut s.engine, caller.principal, args.into(), now, &IcMeter)
-    }))
+    let input = InstallInput {
+        name: args.name,
+        wasm: args.wasm.into_vec(),
+        config: args.config,
+        invoke_policy: args.invoke_policy,
+        fuel_limit: args.fuel_limit,
+    };
+    replied(state::write(|s| s.install(&message(), input)))
 }
 
 /// Stores one chunk (at most 1 MiB) of a module for `install_chunked`; returns its sha256.
 #[ic_cdk::update(manual_reply = true)]
 fn upload_chunk(chunk: ByteBuf) -> Result<ByteBuf, ChunkError> {
-    let caller = caller();
     replied(
-        state::write(|s| s.chunks.upload(caller.principal, &chunk))
+        state::write(|s| s.upload_chunk(&message(), &chunk))
             .map(|sha256| ByteBuf::from(sha256.to_vec())),
     )
 }
@@ -109,9 +124,9 @@ fn upload_chunk(chunk: ByteBuf) -> Result<ByteBuf, ChunkError> {
 /// The hashes of the chunks the caller has stored.
 #[ic_cdk::query(manual_reply = true)]
 fn stored_chunks() -> Vec<ByteBuf> {
-    let caller = caller();
+    let message = message();
     replied(
-        state::read(|s| s.chunks.stored(caller.principal))
+        state::read(|s| s.chunks.stored(message.caller.principal, message.now_ns))
             .into_iter()
             .map(|sha256| ByteBuf::from(sha256.to_vec()))
             .collect(),
@@ -121,31 +136,15 @@ fn stored_chunks() -> Vec<ByteBuf> {
 /// Deletes every chunk the caller has stored.
 #[ic_cdk::update(manual_reply = true)]
 fn clear_chunks() {
-    let caller = caller();
-    state::write(|s| s.chunks.clear(caller.principal));
+    let caller = message().caller;
+    state::write(|s| s.chunks.clear_uploader(caller.principal));
     replied(())
 }
 
 /// Installs a plugin from chunks the caller uploaded; on success the chunks are deleted.
 #[ic_cdk::update(manual_reply = true)]
 fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
-    replied(state::write(|s| {
-        s.settings
-            .authorize_install(&caller)
-            .map_err(InstallError::NotAuthorized)?;
-        let (hashes, expected) = convert::chunk_hashes(&args.chunk_hashes, &args.wasm_sha256)
-            .map_err(InstallError::Chunk)?;
-        let wasm = s
-            .chunks
-            .assemble(caller.principal, &hashes, &expected)
-            .map_err(InstallError::Chunk)?;
-        let request = convert::InstallInput::from_chunked(args, wasm);
-        let info = convert::install(&mut s.engine, caller.principal, request, now, &IcMeter)?;
-        s.chunks.clear(caller.principal);
-        Ok(info)
-    }))
+    replied(state::write(|s| s.install_chunked(&message(), args)))
 }
 
 /// Runs `function` of `plugin` on `input`; the plugin's state persists if the call succeeds.
@@ -155,13 +154,8 @@ fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError>
     hidden = true,
     decode_with = "args::decode_invoke_args"
 )]
-fn invoke(
-    plugin: String,
-    function: String,
-    input: ByteBuf,
-    options: Option<InvokeOptions>,
-) -> Result<InvokeReply, InvokeFailure> {
-    replied(invoke_with(plugin, function, input, options, true))
+fn invoke(args: InvokeArgs) -> Result<InvokeReply, InvokeFailure> {
+    replied(state::write(|s| s.invoke(&message(), args, true, &counter)))
 }
 
 /// The same as `invoke`, as a query: a free dry run on the current state that commits nothing.
@@ -170,99 +164,59 @@ fn invoke(
     hidden = true,
     decode_with = "args::decode_invoke_args"
 )]
-fn invoke_query(
-    plugin: String,
-    function: String,
-    input: ByteBuf,
-    options: Option<InvokeOptions>,
-) -> Result<InvokeReply, InvokeFailure> {
-    replied(invoke_with(plugin, function, input, options, false))
+fn invoke_query(args: InvokeArgs) -> Result<InvokeReply, InvokeFailure> {
+    replied(state::write(|s| {
+        s.invoke(&message(), args, false, &counter)
+    }))
 }
 
-fn invoke_with(
-    plugin: String,
-    function: String,
-    input: ByteBuf,
-    options: Option<InvokeOptions>,
-    commit: bool,
-) -> Result<InvokeReply, InvokeFailure> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
-    state::write(|s| {
-        let options = options.unwrap_or_default();
-        let logs = options.logs.unwrap_or(false);
-        let request = plugin_engine::InvokeRequest {
-            plugin: &plugin,
-            function: &function,
-            input: &input,
-            fuel: options.fuel,
-            caller: caller.principal.as_slice(),
-            now_ns: now,
-            commit,
-            logs,
-        };
-        let result = s
-            .engine
-            .invoke_authorized(request, &IcMeter, |owner, policy| {
-                s.settings.authorize_invoke(&caller, owner, policy)
-            })
-            .map_err(convert::not_authorized)?;
-        convert::invoke(result, logs)
-    })
+/// The message's instruction counter.
+fn counter() -> u64 {
+    ic_cdk::api::performance_counter(0)
 }
 
 /// Installed plugins in name order, a page at a time.
 #[ic_cdk::query(manual_reply = true)]
 fn list(args: ListArgs) -> ListPage {
     let limit = args.limit.unwrap_or(MAX_LIST_PAGE).min(MAX_LIST_PAGE) as usize;
-    let (plugins, next) = state::read(|s| s.engine.list(args.start_after.as_deref(), limit));
-    replied(ListPage {
-        plugins: plugins.into_iter().map(convert::plugin_info).collect(),
-        next,
-    })
+    let now = ic_cdk::api::time();
+    replied(state::read(|s| {
+        let (records, next) = s
+            .engine
+            .list(args.start_after.as_deref(), limit, MAX_LIST_BYTES);
+        ListPage {
+            plugins: records.into_iter().map(|r| s.plugin_info(r, now)).collect(),
+            next,
+        }
+    }))
 }
 
 /// One plugin, if installed.
 #[ic_cdk::query(manual_reply = true)]
 fn get(name: String) -> Option<PluginInfo> {
-    replied(state::read(|s| s.engine.get(&name)).map(convert::plugin_info))
+    let now = ic_cdk::api::time();
+    replied(state::read(|s| {
+        s.engine.get(&name).map(|r| s.plugin_info(r, now))
+    }))
 }
 
 /// Removes a plugin and its state; its code goes when no other plugin uses it.
 #[ic_cdk::update(manual_reply = true)]
 fn uninstall(name: String) -> Result<(), ManageError> {
-    let caller = caller();
-    replied(state::write(|s| {
-        convert::authorize_manage(&s.engine, &s.settings, &caller, &name)?;
-        s.engine.uninstall(&name).map_err(convert::manage_error)
-    }))
+    replied(state::write(|s| s.uninstall(&message().caller, &name)))
 }
 
 /// Replaces a plugin's code and keeps its state; runs the optional migration once, rolling the
 /// upgrade back if it fails.
 #[ic_cdk::update(manual_reply = true)]
 fn upgrade_plugin(args: UpgradePluginArgs) -> Result<PluginInfo, InstallError> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
-    replied(state::write(|s| {
-        convert::authorize_manage(&s.engine, &s.settings, &caller, &args.name)
-            .map_err(convert::manage_to_install_error)?;
-        convert::upgrade_plugin(&mut s.engine, args, now, &IcMeter)
-    }))
+    replied(state::write(|s| s.upgrade_plugin(&message(), args)))
 }
 
 /// Replaces a plugin's configuration.
 #[ic_cdk::update(manual_reply = true)]
 fn set_config(name: String, config: Vec<(String, String)>) -> Result<PluginInfo, ManageError> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
-    replied(state::write(|s| {
-        convert::authorize_manage(&s.engine, &s.settings, &caller, &name)?;
-        s.engine
-            .set_config(&name, config.into_iter().collect(), now)
-            .map(convert::plugin_info)
-            .map_err(convert::manage_error)
-    }))
+    replied(state::write(|s| s.set_config(&message(), &name, config)))
 }
 
 /// Replaces who may invoke a plugin.
@@ -271,31 +225,53 @@ fn set_invoke_policy(
     name: String,
     policy: plugin_host_api::InvokePolicy,
 ) -> Result<PluginInfo, ManageError> {
-    let caller = caller();
-    let now = ic_cdk::api::time();
     replied(state::write(|s| {
-        convert::authorize_manage(&s.engine, &s.settings, &caller, &name)?;
-        s.engine
-            .set_invoke_policy(&name, convert::invoke_policy(policy), now)
-            .map(convert::plugin_info)
-            .map_err(convert::manage_error)
+        s.set_invoke_policy(&message(), &name, policy)
     }))
 }
 
-/// The canister's access settings.
+/// The canister's settings, what it holds and its caps.
 #[ic_cdk::query(manual_reply = true)]
-fn settings() -> Settings {
-    replied(state::read(|s| s.settings.clone()))
+fn settings() -> SettingsView {
+    let message = message();
+    let heap_bytes = heap_bytes();
+    replied(state::read(|s| SettingsView {
+        settings: s.settings.clone(),
+        totals: Totals {
+            plugins: s.engine.plugin_count(),
+            modules: s.engine.stored_modules(),
+            code_bytes: s.engine.code_bytes(),
+            chunk_bytes: s.chunks.stored_bytes(message.now_ns),
+            stable_bytes: s.stable_bytes(),
+            heap_bytes,
+            cached_bytes: s.engine.cached_heap_bytes(),
+            cycle_balance: message.cycle_balance,
+        },
+        caps: convert::caps(s.engine.limits()),
+    }))
 }
 
-/// Replaces the canister's access settings (admins only).
+/// The canister's heap (wasm memory) in bytes.
+fn heap_bytes() -> u64 {
+    #[cfg(target_family = "wasm")]
+    {
+        core::arch::wasm32::memory_size(0) as u64 * 65_536
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        0
+    }
+}
+
+/// Replaces the canister's settings (admins only).
 #[ic_cdk::update(manual_reply = true)]
-fn set_settings(settings: Settings) -> Result<(), plugin_host_api::Denied> {
-    let caller = caller();
+fn set_settings(settings: Settings) -> Result<(), SettingsError> {
+    let caller = message().caller;
     replied(state::write(|s| {
-        s.settings.authorize_admin(&caller)?;
-        s.set_settings(settings);
-        Ok(())
+        s.settings
+            .authorize_admin(&caller)
+            .map_err(SettingsError::NotAuthorized)?;
+        s.set_settings(settings).map_err(SettingsError::StorageFull)
     }))
 }
 
@@ -312,8 +288,9 @@ mod interface {
     #[cfg(feature = "bench")]
     use crate::bench::NativeRun;
 
-    // `invoke` and `invoke_query` decode their arguments themselves (`args`), so ic-cdk would
-    // export them as taking a blob; these declare the Candid type they decode. Never called.
+    // `invoke` and `invoke_query` decode their arguments themselves (`args::InvokeArgs`), so
+    // ic-cdk would export them as taking a blob; these declare the Candid type they decode.
+    // Never called.
     #[candid::candid_method(update, rename = "invoke")]
     #[allow(dead_code, reason = "read only by export_candid!")]
     fn invoke_interface(

@@ -1,34 +1,32 @@
 //! The one registry of stable-memory ids. An id is never reused: retired ids stay listed.
 //!
-//! Stable memory is managed by one `MemoryManager`; each structure below gets its own virtual
-//! memory. The engine's structures and their layout are documented in `plugin_engine::store`.
+//! Stable memory is managed by one `MemoryManager` (`plugin_engine::StableSpace`); each structure
+//! below gets its own virtual memory. The engine's structures and their layout are documented in
+//! `plugin_engine::store`.
 
 use ic_stable_structures::memory_manager::MemoryId;
+use plugin_engine::StableMemories;
 
 /// Version of the canister's own stable layout (the settings cell records it).
-pub const LAYOUT_VERSION: u32 = 1;
+/// 1: settings were admins and install policy; chunk keys had no length.
+/// 2: settings add quotas and the cycles reserve; chunk keys end with the chunk's length.
+pub const LAYOUT_VERSION: u32 = 2;
 
-/// Canister settings (admins, install policy): a `StableCell`.
+/// Canister settings: a `StableCell`.
 pub const SETTINGS: MemoryId = MemoryId::new(0);
 /// Uploaded module chunks: a `StableBTreeMap` (see `chunks`).
 pub const CHUNKS: MemoryId = MemoryId::new(1);
-/// Engine: layout magic, version, id counter.
-pub const ENGINE_META: MemoryId = MemoryId::new(2);
-/// Engine: plugin records.
-pub const ENGINE_PLUGINS: MemoryId = MemoryId::new(3);
-/// Engine: content-addressed module bytes.
-pub const ENGINE_CODE: MemoryId = MemoryId::new(4);
-/// Engine: module reference counts.
-pub const ENGINE_CODE_REFS: MemoryId = MemoryId::new(5);
-/// Engine: plugin memory chunks of engine layout 1 (emptied when a layout-1 store is opened).
-pub const ENGINE_PAGES: MemoryId = MemoryId::new(6);
-/// Engine: plugin globals.
-pub const ENGINE_GLOBALS: MemoryId = MemoryId::new(7);
-/// Engine: plugin vars.
-pub const ENGINE_VARS: MemoryId = MemoryId::new(8);
-/// Engine: where each plugin memory chunk is stored.
-pub const ENGINE_CHUNK_SLOTS: MemoryId = MemoryId::new(9);
-/// Engine: plugin memory chunk contents.
-pub const ENGINE_CHUNK_DATA: MemoryId = MemoryId::new(10);
-/// Engine: each plugin's call counters and memory size.
-pub const ENGINE_USAGE: MemoryId = MemoryId::new(11);
+/// The engine's memories (ids 2 to 11).
+pub const ENGINE: StableMemories<MemoryId> = StableMemories {
+    meta: MemoryId::new(2),
+    plugins: MemoryId::new(3),
+    code: MemoryId::new(4),
+    code_refs: MemoryId::new(5),
+    // Engine layout 1's memory chunks, moved to chunk slots as plugins are next written.
+    pages: MemoryId::new(6),
+    globals: MemoryId::new(7),
+    vars: MemoryId::new(8),
+    chunk_slots: MemoryId::new(9),
+    chunk_data: MemoryId::new(10),
+    usage: MemoryId::new(11),
+};

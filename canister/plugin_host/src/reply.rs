@@ -135,6 +135,11 @@ mod tests {
             updated_at_ns: 2,
             invoke_policy: InvokePolicy::AllowList(vec![Principal::anonymous()]),
             config: vec![("rule".into(), "quadratic".into())],
+            quota: plugin_host_api::QuotaUsage {
+                used_instructions: 5,
+                limit_instructions: 10,
+                window_ends_ns: 60,
+            },
         };
         for page in [
             ListPage {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! meta        StableCell  "PLGE" | layout version u32 LE | next plugin id u64 LE
-//! plugins     BTreeMap    name (String)            -> PluginInfo (see `encode_record`)
+//! plugins     BTreeMap    name (String)            -> PluginRecord (see below)
 //! code        BTreeMap    sha256 [u8; 32]          -> module bytes, as uploaded
 //! code_refs   BTreeMap    sha256 [u8; 32]          -> number of plugins using the code (u64)
 //! chunk_slots BTreeMap    (plugin id u64, chunk u32) -> slot u64 in chunk_data (absent = zeros)
@@ -16,31 +16,43 @@
 //!                         hold (the record keeps them as of its last full write)
 //! globals     BTreeMap    plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
 //! vars        BTreeMap    plugin id u64 BE ++ key (utf-8) -> value bytes
-//! pages       BTreeMap    layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB: moved to
-//!                         chunk_slots/chunk_data when a layout-1 store is opened, then empty
+//! pages       BTreeMap    layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB; a plugin's are
+//!                         moved to chunk_slots/chunk_data when it is next written (see below)
 //!
-//! PluginInfo: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
+//! PluginRecord: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
 //!   code size u64 | functions: u32 n, n × str | memory pages u32 | max pages: u8 flag, u32 |
 //!   fuel limit u64 | calls u64 | fuel used total u64 | installed at u64 | updated at u64 |
 //!   invoke policy: u8 tag (0 public, 1 owner only, 2 allow-list: u32 n, n × bytes) |
 //!   config: u32 n, n × (str, str)
 //! where str / bytes = u32 LE length, then the bytes; all integers little-endian.
 //! ```
+//!
+//! Layout 1 kept memory chunks as B-tree values (`pages`); layout 2 keeps them in slots written
+//! in place. Opening a layout-1 store moves nothing (an upgrade must not do work that grows with
+//! the state): a plugin's old chunks are read where they are and moved when the plugin's memory
+//! is next written or deleted; the meta says layout 2 once `pages` is empty.
+
+mod chunks;
+pub mod codec;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use candid::Principal;
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+use plugin_host_api::InvokePolicy;
 
-use crate::InvokePolicy;
+use self::chunks::ChunkData;
+pub use self::codec::SavedGlobal;
+use self::codec::{Reader, Writer, decode_globals, decode_record, encode_globals, encode_record};
 
 /// Version of the stable layout described above.
 pub const LAYOUT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"PLGE";
-/// Most records kept on the heap (about 300 bytes each).
-const RECORD_CACHE_ENTRIES: usize = 20_000;
+/// Heap bytes of records kept in the record cache at most.
+pub const RECORD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes of one plugin's usage entry.
 const USAGE_BYTES: u64 = 24;
 /// Size of the chunks in which plugin memory is stored and compared.
@@ -56,7 +68,7 @@ pub struct StableMemories<M> {
     pub code: M,
     /// Reference counts of module bytes.
     pub code_refs: M,
-    /// Layout 1's plugin memory chunks (emptied by the move to layout 2).
+    /// Layout 1's plugin memory chunks (emptied as plugins are moved to layout 2).
     pub pages: M,
     /// Where each stored memory chunk is in `chunk_data`.
     pub chunk_slots: M,
@@ -100,17 +112,33 @@ impl<M> StableMemories<M> {
             vars,
         }
     }
+
+    /// The memories in the order of [`StableMemories::from_array`].
+    pub fn into_array(self) -> [M; 10] {
+        [
+            self.meta,
+            self.plugins,
+            self.code,
+            self.code_refs,
+            self.pages,
+            self.chunk_slots,
+            self.chunk_data,
+            self.usage,
+            self.globals,
+            self.vars,
+        ]
+    }
 }
 
 /// Everything the engine keeps about an installed plugin (its state aside), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginInfo {
+pub struct PluginRecord {
     /// Internal id, never reused; keys the plugin's memory, globals and vars.
     pub id: u64,
     /// The plugin's name.
     pub name: String,
-    /// The installer's principal bytes.
-    pub owner: Vec<u8>,
+    /// The installer.
+    pub owner: Principal,
     /// sha256 of the module.
     pub code_sha256: [u8; 32],
     /// Module size in bytes.
@@ -137,13 +165,35 @@ pub struct PluginInfo {
     pub config: BTreeMap<String, String>,
 }
 
+impl PluginRecord {
+    /// About how many heap bytes the record takes (for the record cache's budget).
+    pub fn heap_bytes(&self) -> u64 {
+        let functions: usize = self.functions.iter().map(|f| f.len() + 24).sum();
+        let config: usize = self
+            .config
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 64)
+            .sum();
+        let policy = match &self.invoke_policy {
+            InvokePolicy::AllowList(list) => list.len() * 32,
+            _ => 0,
+        };
+        (256 + self.name.len() + functions + config + policy) as u64
+    }
+
+    /// The bytes of its stable encoding.
+    pub fn stored_bytes(&self) -> u64 {
+        encode_record(self).len() as u64
+    }
+}
+
 /// The engine's stable structures.
-pub struct Store<M: Memory> {
+pub struct PluginStore<M: Memory> {
     meta: StableCell<Meta, M>,
-    plugins: StableBTreeMap<String, PluginInfo, M>,
+    plugins: StableBTreeMap<String, PluginRecord, M>,
     /// Heap copies of records read or written since the canister started (at most
-    /// [`RECORD_CACHE_ENTRIES`]): a B-tree read costs more the more plugins there are.
-    cached_records: RefCell<BTreeMap<String, PluginInfo>>,
+    /// [`RECORD_CACHE_BYTES`]): a B-tree read costs more the more plugins there are.
+    cached_records: RefCell<RecordCache>,
     usage: M,
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
@@ -151,11 +201,19 @@ pub struct Store<M: Memory> {
     chunk_data: ChunkData<M>,
     globals: StableBTreeMap<u64, Vec<u8>, M>,
     vars: StableBTreeMap<VarKey, Vec<u8>, M>,
+    layout_1_pages: StableBTreeMap<(u64, u32), Vec<u8>, M>,
 }
 
-impl<M: Memory> Store<M> {
-    /// Opens the structures (empty on first use). Panics on a foreign or newer layout: that is a
-    /// broken deployment, not user input.
+#[derive(Default)]
+struct RecordCache {
+    records: BTreeMap<String, PluginRecord>,
+    bytes: u64,
+}
+
+impl<M: Memory> PluginStore<M> {
+    /// Opens the structures (empty on first use). Work that does not grow with what is stored:
+    /// it runs in every `post_upgrade`. Panics on a foreign or newer layout: that is a broken
+    /// deployment, not user input.
     pub fn init(memories: StableMemories<M>) -> Self {
         let meta = StableCell::init(
             memories.meta,
@@ -164,11 +222,10 @@ impl<M: Memory> Store<M> {
                 next_id: 0,
             },
         );
-        let layout_1 = meta.get().version == 1;
-        let mut store = Self {
+        Self {
             meta,
             plugins: StableBTreeMap::init(memories.plugins),
-            cached_records: RefCell::new(BTreeMap::new()),
+            cached_records: RefCell::default(),
             usage: memories.usage,
             code: StableBTreeMap::init(memories.code),
             code_refs: StableBTreeMap::init(memories.code_refs),
@@ -176,42 +233,28 @@ impl<M: Memory> Store<M> {
             chunk_data: ChunkData::init(memories.chunk_data),
             globals: StableBTreeMap::init(memories.globals),
             vars: StableBTreeMap::init(memories.vars),
-        };
-        if layout_1 {
-            store.move_layout_1_chunks(StableBTreeMap::init(memories.pages));
+            layout_1_pages: StableBTreeMap::init(memories.pages),
         }
-        store
     }
 
-    /// Layout 1 kept chunk bytes as B-tree values, and a B-tree rewrites every value of a node
-    /// when one changes (~110 k instructions per 4 KiB chunk written); layout 2 writes a chunk's
-    /// bytes in place. Moves every chunk, then empties the old map.
-    fn move_layout_1_chunks(&mut self, mut pages: StableBTreeMap<(u64, u32), Vec<u8>, M>) {
-        for entry in pages.iter() {
-            let (id, index) = *entry.key();
-            self.put_chunk(id, index, &entry.value());
-        }
-        pages.clear_new();
-        let next_id = self.meta.get().next_id;
-        self.meta.set(Meta {
-            version: LAYOUT_VERSION,
-            next_id,
-        });
+    /// The layout the stored data is in (1 until every layout-1 chunk has moved).
+    pub fn layout_version(&self) -> u32 {
+        self.meta.get().version
     }
 
     /// A fresh plugin id.
     pub fn next_id(&mut self) -> u64 {
-        let id = self.meta.get().next_id;
+        let Meta { version, next_id } = *self.meta.get();
         self.meta.set(Meta {
-            version: LAYOUT_VERSION,
-            next_id: id + 1,
+            version,
+            next_id: next_id + 1,
         });
-        id
+        next_id
     }
 
     /// A plugin's record, with its current usage.
-    pub fn record(&self, name: &str) -> Option<PluginInfo> {
-        if let Some(record) = self.cached_records.borrow().get(name) {
+    pub fn record(&self, name: &str) -> Option<PluginRecord> {
+        if let Some(record) = self.cached_records.borrow().records.get(name) {
             return Some(record.clone());
         }
         let record = self.with_usage(self.plugins.get(&name.to_owned())?);
@@ -219,10 +262,20 @@ impl<M: Memory> Store<M> {
         Some(record)
     }
 
-    fn cache(&self, record: &PluginInfo) {
-        let mut cached = self.cached_records.borrow_mut();
-        if cached.len() < RECORD_CACHE_ENTRIES || cached.contains_key(&record.name) {
-            cached.insert(record.name.clone(), record.clone());
+    fn cache(&self, record: &PluginRecord) {
+        let mut cache = self.cached_records.borrow_mut();
+        let size = record.heap_bytes();
+        let old = cache
+            .records
+            .get(&record.name)
+            .map_or(0, PluginRecord::heap_bytes);
+        let bytes = cache.bytes - old + size;
+        if bytes <= RECORD_CACHE_BYTES {
+            cache.bytes = bytes;
+            cache.records.insert(record.name.clone(), record.clone());
+        } else if old > 0 {
+            cache.bytes -= old;
+            cache.records.remove(&record.name);
         }
     }
 
@@ -231,26 +284,34 @@ impl<M: Memory> Store<M> {
         self.plugins.contains_key(&name.to_owned())
     }
 
+    /// How many plugins are installed.
+    pub fn record_count(&self) -> u64 {
+        self.plugins.len()
+    }
+
     /// Records in name order within `names`, with their current usage.
     pub fn records(
         &self,
         names: impl std::ops::RangeBounds<String>,
-    ) -> impl Iterator<Item = PluginInfo> + '_ {
+    ) -> impl Iterator<Item = PluginRecord> + '_ {
         self.plugins
             .range(names)
             .map(|entry| self.with_usage(entry.value()))
     }
 
     /// Writes a whole record, and its usage.
-    pub fn put_record(&mut self, record: &PluginInfo) {
+    pub fn put_record(&mut self, record: &PluginRecord) {
         self.plugins.insert(record.name.clone(), record.clone());
         self.put_usage(record);
         self.cache(record);
     }
 
     /// Removes a record.
-    pub fn remove_record(&mut self, name: &str) -> Option<PluginInfo> {
-        self.cached_records.get_mut().remove(name);
+    pub fn remove_record(&mut self, name: &str) -> Option<PluginRecord> {
+        let cache = self.cached_records.get_mut();
+        if let Some(old) = cache.records.remove(name) {
+            cache.bytes -= old.heap_bytes();
+        }
         self.plugins
             .remove(&name.to_owned())
             .map(|record| self.with_usage(record))
@@ -258,38 +319,38 @@ impl<M: Memory> Store<M> {
 
     /// Writes only a record's usage (calls, fuel used, memory pages): what a call changes. A
     /// B-tree rewrites the node a changed record is in; this writes 24 bytes in place.
-    pub fn put_usage(&mut self, record: &PluginInfo) {
+    pub fn put_usage(&mut self, record: &PluginRecord) {
         let offset = record.id * USAGE_BYTES;
         let needed = (offset + USAGE_BYTES).div_ceil(65536);
         if needed > self.usage.size() {
             let grown = self.usage.grow(needed - self.usage.size());
-            assert!(grown >= 0, "stable memory is exhausted");
+            assert!(grown >= 0, "stable memory was reserved before writing");
         }
-        let mut usage = [0u8; USAGE_BYTES as usize];
-        usage[..8].copy_from_slice(&record.calls.to_le_bytes());
-        usage[8..16].copy_from_slice(&record.fuel_used_total.to_le_bytes());
-        usage[16..20].copy_from_slice(&record.memory_pages.to_le_bytes());
-        usage[20..].copy_from_slice(&1u32.to_le_bytes());
-        self.usage.write(offset, &usage);
-        if let Some(cached) = self.cached_records.get_mut().get_mut(&record.name) {
+        let mut usage = Writer::default();
+        usage.u64(record.calls);
+        usage.u64(record.fuel_used_total);
+        usage.u32(record.memory_pages);
+        usage.u32(1);
+        self.usage.write(offset, &usage.0);
+        if let Some(cached) = self.cached_records.get_mut().records.get_mut(&record.name) {
             cached.calls = record.calls;
             cached.fuel_used_total = record.fuel_used_total;
             cached.memory_pages = record.memory_pages;
         }
     }
 
-    fn with_usage(&self, mut record: PluginInfo) -> PluginInfo {
+    fn with_usage(&self, mut record: PluginRecord) -> PluginRecord {
         let offset = record.id * USAGE_BYTES;
         if offset + USAGE_BYTES <= self.usage.size() * 65536 {
             let mut usage = [0u8; USAGE_BYTES as usize];
             self.usage.read(offset, &mut usage);
-            if usage[20..] == 1u32.to_le_bytes() {
-                let word =
-                    |at: usize| u64::from_le_bytes(usage[at..at + 8].try_into().expect("8 bytes"));
-                record.calls = word(0);
-                record.fuel_used_total = word(8);
-                record.memory_pages =
-                    u32::from_le_bytes(usage[16..20].try_into().expect("4 bytes"));
+            let mut r = Reader(&usage);
+            let (calls, fuel_used_total, memory_pages, present) =
+                (r.u64(), r.u64(), r.u32(), r.u32());
+            if present == 1 {
+                record.calls = calls;
+                record.fuel_used_total = fuel_used_total;
+                record.memory_pages = memory_pages;
             }
         }
         record
@@ -302,6 +363,11 @@ impl<M: Memory> Store<M> {
             self.code.insert(sha256, wasm.to_vec());
         }
         self.code_refs.insert(sha256, refs + 1);
+    }
+
+    /// Whether these module bytes are stored already.
+    pub fn has_code(&self, sha256: &[u8; 32]) -> bool {
+        self.code_refs.contains_key(sha256)
     }
 
     /// Counts one user less; frees the bytes when none is left. Returns whether they were freed.
@@ -329,15 +395,22 @@ impl<M: Memory> Store<M> {
         self.code.len()
     }
 
-    /// The plugin's stored memory chunks (non-zero ones only).
+    /// The plugin's stored memory chunks (non-zero ones only), in index order.
     pub fn chunks(&self, id: u64) -> impl Iterator<Item = (u32, Vec<u8>)> + '_ {
-        self.chunk_slots
+        let old = self
+            .layout_1_pages
             .range((id, 0)..=(id, u32::MAX))
-            .map(|entry| (entry.key().1, self.chunk_data.read(entry.value())))
+            .map(|entry| (entry.key().1, entry.value()));
+        let slotted = self
+            .chunk_slots
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|entry| (entry.key().1, self.chunk_data.read(entry.value())));
+        old.chain(slotted)
     }
 
     /// Stores one memory chunk of [`CHUNK_BYTES`]; an all-zero chunk is stored as absent.
     pub fn put_chunk(&mut self, id: u64, index: u32, bytes: &[u8]) {
+        self.move_layout_1_chunks(id);
         let slot = self.chunk_slots.get(&(id, index));
         if bytes.iter().all(|b| *b == 0) {
             if let Some(slot) = slot {
@@ -352,6 +425,40 @@ impl<M: Memory> Store<M> {
             });
             self.chunk_data.write(slot, bytes);
         }
+    }
+
+    /// Moves a plugin's layout-1 chunks into slots (once; nothing to do in a layout-2 store).
+    fn move_layout_1_chunks(&mut self, id: u64) {
+        if self.layout_1_pages.is_empty() {
+            return;
+        }
+        let old: Vec<(u32, Vec<u8>)> = self
+            .layout_1_pages
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|entry| (entry.key().1, entry.value()))
+            .collect();
+        for (index, bytes) in old {
+            self.layout_1_pages.remove(&(id, index));
+            let slot = self.chunk_data.allocate();
+            self.chunk_slots.insert((id, index), slot);
+            self.chunk_data.write(slot, &bytes);
+        }
+        if self.layout_1_pages.is_empty() {
+            let next_id = self.meta.get().next_id;
+            self.meta.set(Meta {
+                version: LAYOUT_VERSION,
+                next_id,
+            });
+        }
+    }
+
+    /// Bytes a plugin's layout-1 chunks take when moved (0 in a layout-2 store).
+    pub fn layout_1_bytes(&self, id: u64) -> u64 {
+        if self.layout_1_pages.is_empty() {
+            return 0;
+        }
+        let chunks = self.layout_1_pages.range((id, 0)..=(id, u32::MAX)).count();
+        (chunks * CHUNK_BYTES) as u64
     }
 
     /// Chunk slots in use (stored non-zero chunks of all plugins).
@@ -391,6 +498,7 @@ impl<M: Memory> Store<M> {
 
     /// Deletes all of a plugin's memory, globals and vars.
     pub fn delete_state(&mut self, id: u64) {
+        self.move_layout_1_chunks(id);
         let chunks: Vec<(u32, u64)> = self
             .chunk_slots
             .range((id, 0)..=(id, u32::MAX))
@@ -404,81 +512,6 @@ impl<M: Memory> Store<M> {
         for key in self.vars(id).into_keys() {
             self.vars.remove(&VarKey::new(id, &key));
         }
-    }
-}
-
-/// Memory chunk contents in fixed 4 KiB slots of a raw stable memory, written in place, with a
-/// free list threaded through the free slots (layout in the module docs).
-struct ChunkData<M: Memory> {
-    memory: M,
-    /// Slots ever allocated (in use or free).
-    slots: u64,
-    /// The first free slot + 1 (0: none).
-    free: u64,
-}
-
-impl<M: Memory> ChunkData<M> {
-    fn init(memory: M) -> Self {
-        let mut header = [0u8; 16];
-        if memory.size() > 0 {
-            memory.read(0, &mut header);
-        }
-        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
-        Self {
-            slots: word(0),
-            free: word(8),
-            memory,
-        }
-    }
-
-    fn offset(slot: u64) -> u64 {
-        (slot + 1) * CHUNK_BYTES as u64
-    }
-
-    fn save_header(&self) {
-        let mut header = [0u8; 16];
-        header[..8].copy_from_slice(&self.slots.to_le_bytes());
-        header[8..].copy_from_slice(&self.free.to_le_bytes());
-        self.memory.write(0, &header);
-    }
-
-    fn allocate(&mut self) -> u64 {
-        let slot = if self.free > 0 {
-            let slot = self.free - 1;
-            let mut next = [0u8; 8];
-            self.memory.read(Self::offset(slot), &mut next);
-            self.free = u64::from_le_bytes(next);
-            slot
-        } else {
-            let slot = self.slots;
-            self.slots += 1;
-            let needed = Self::offset(slot + 1).div_ceil(65536);
-            if needed > self.memory.size() {
-                let grown = self.memory.grow(needed - self.memory.size());
-                assert!(grown >= 0, "stable memory is exhausted");
-            }
-            slot
-        };
-        self.save_header();
-        slot
-    }
-
-    fn free(&mut self, slot: u64) {
-        self.memory
-            .write(Self::offset(slot), &self.free.to_le_bytes());
-        self.free = slot + 1;
-        self.save_header();
-    }
-
-    fn write(&self, slot: u64, bytes: &[u8]) {
-        assert_eq!(bytes.len(), CHUNK_BYTES, "memory is stored in whole chunks");
-        self.memory.write(Self::offset(slot), bytes);
-    }
-
-    fn read(&self, slot: u64) -> Vec<u8> {
-        let mut chunk = vec![0u8; CHUNK_BYTES];
-        self.memory.read(Self::offset(slot), &mut chunk);
-        chunk
     }
 }
 
@@ -520,38 +553,9 @@ impl Storable for VarKey {
     const BOUND: Bound = Bound::Unbounded;
 }
 
-/// A mutable global's saved value: its value type tag and raw bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedGlobal {
-    /// 0 i32, 1 i64, 2 f32, 3 f64.
-    pub tag: u8,
-    /// The value's bits.
-    pub bits: u64,
-}
-
-fn encode_globals(globals: &[SavedGlobal]) -> Vec<u8> {
-    let mut out = Writer::default();
-    out.u32(globals.len() as u32);
-    for g in globals {
-        out.u8(g.tag);
-        out.u64(g.bits);
-    }
-    out.0
-}
-
-fn decode_globals(bytes: &[u8]) -> Vec<SavedGlobal> {
-    let mut r = Reader(bytes);
-    let n = r.u32();
-    (0..n)
-        .map(|_| SavedGlobal {
-            tag: r.u8(),
-            bits: r.u64(),
-        })
-        .collect()
-}
-
+#[derive(Clone, Copy)]
 struct Meta {
-    /// The layout the stored data is in (1 until its chunks are moved, see `Store::init`).
+    /// The layout the stored data is in (1 until its chunks are moved).
     version: u32,
     next_id: u64,
 }
@@ -589,7 +593,7 @@ impl Storable for Meta {
     };
 }
 
-impl Storable for PluginInfo {
+impl Storable for PluginRecord {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
         Cow::Owned(encode_record(self))
     }
@@ -605,135 +609,6 @@ impl Storable for PluginInfo {
     const BOUND: Bound = Bound::Unbounded;
 }
 
-/// The record's stable encoding (see the module docs).
-pub fn encode_record(r: &PluginInfo) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.u8(1);
-    w.u64(r.id);
-    w.bytes(r.name.as_bytes());
-    w.bytes(&r.owner);
-    w.0.extend_from_slice(&r.code_sha256);
-    w.u64(r.code_size);
-    w.u32(r.functions.len() as u32);
-    for f in &r.functions {
-        w.bytes(f.as_bytes());
-    }
-    w.u32(r.memory_pages);
-    w.u8(r.max_memory_pages.is_some() as u8);
-    w.u32(r.max_memory_pages.unwrap_or(0));
-    w.u64(r.fuel_limit);
-    w.u64(r.calls);
-    w.u64(r.fuel_used_total);
-    w.u64(r.installed_at_ns);
-    w.u64(r.updated_at_ns);
-    match &r.invoke_policy {
-        InvokePolicy::Public => w.u8(0),
-        InvokePolicy::OwnerOnly => w.u8(1),
-        InvokePolicy::AllowList(list) => {
-            w.u8(2);
-            w.u32(list.len() as u32);
-            for p in list {
-                w.bytes(p);
-            }
-        }
-    }
-    w.u32(r.config.len() as u32);
-    for (k, v) in &r.config {
-        w.bytes(k.as_bytes());
-        w.bytes(v.as_bytes());
-    }
-    w.0
-}
-
-/// Decodes [`encode_record`]'s output. Panics on bytes it did not write (a broken invariant).
-pub fn decode_record(bytes: &[u8]) -> PluginInfo {
-    let mut r = Reader(bytes);
-    assert_eq!(r.u8(), 1, "unknown plugin record version");
-    let id = r.u64();
-    let name = r.string();
-    let owner = r.bytes().to_vec();
-    let mut code_sha256 = [0u8; 32];
-    code_sha256.copy_from_slice(r.take(32));
-    let code_size = r.u64();
-    let functions = (0..r.u32()).map(|_| r.string()).collect();
-    let memory_pages = r.u32();
-    let has_max = r.u8() == 1;
-    let max = r.u32();
-    let fuel_limit = r.u64();
-    let calls = r.u64();
-    let fuel_used_total = r.u64();
-    let installed_at_ns = r.u64();
-    let updated_at_ns = r.u64();
-    let invoke_policy = match r.u8() {
-        0 => InvokePolicy::Public,
-        1 => InvokePolicy::OwnerOnly,
-        _ => InvokePolicy::AllowList((0..r.u32()).map(|_| r.bytes().to_vec()).collect()),
-    };
-    let config = (0..r.u32()).map(|_| (r.string(), r.string())).collect();
-    PluginInfo {
-        id,
-        name,
-        owner,
-        code_sha256,
-        code_size,
-        functions,
-        memory_pages,
-        max_memory_pages: has_max.then_some(max),
-        fuel_limit,
-        calls,
-        fuel_used_total,
-        installed_at_ns,
-        updated_at_ns,
-        invoke_policy,
-        config,
-    }
-}
-
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, v: &[u8]) {
-        self.u32(v.len() as u32);
-        self.0.extend_from_slice(v);
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        head
-    }
-    fn u8(&mut self) -> u8 {
-        self.take(1)[0]
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take(4).try_into().expect("4 bytes"))
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take(8).try_into().expect("8 bytes"))
-    }
-    fn bytes(&mut self) -> &'a [u8] {
-        let n = self.u32() as usize;
-        self.take(n)
-    }
-    fn string(&mut self) -> String {
-        String::from_utf8(self.bytes().to_vec()).expect("stored strings are utf-8")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,8 +619,8 @@ mod tests {
     struct Memories([VectorMemory; 10]);
 
     impl Memories {
-        fn open(&self) -> Store<VectorMemory> {
-            Store::init(StableMemories::from_array(self.0.clone()))
+        fn open(&self) -> PluginStore<VectorMemory> {
+            PluginStore::init(StableMemories::from_array(self.0.clone()))
         }
     }
 
@@ -785,11 +660,11 @@ mod tests {
         assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(3))]);
     }
 
-    fn plugin(id: u64, name: &str) -> PluginInfo {
-        PluginInfo {
+    fn plugin(id: u64, name: &str) -> PluginRecord {
+        PluginRecord {
             id,
             name: name.into(),
-            owner: vec![1],
+            owner: Principal::from_slice(&[1]),
             code_sha256: [0; 32],
             code_size: 1,
             functions: vec!["f".into()],
@@ -838,7 +713,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layout_1_store_moves_its_chunks_when_opened() {
+    fn a_layout_1_store_moves_a_plugins_chunks_when_it_is_next_written() {
         let memories = Memories::default();
         {
             // What layout 1 left: its meta, and chunks as B-tree values.
@@ -854,15 +729,30 @@ mod tests {
             old.insert((0, 0), chunk(9));
             old.insert((2, 5), chunk(8));
         }
+        // Opening moves nothing: old chunks are read where they are.
         let mut store = memories.open();
-        assert_eq!(store.meta.get().version, LAYOUT_VERSION);
+        assert_eq!(store.layout_version(), 1);
         assert_eq!(store.chunks(0).collect::<Vec<_>>(), vec![(0, chunk(9))]);
         assert_eq!(store.chunks(2).collect::<Vec<_>>(), vec![(5, chunk(8))]);
+        assert_eq!(store.layout_1_bytes(2), CHUNK_BYTES as u64);
         assert_eq!(store.next_id(), 3);
+        // Writing a plugin's memory moves its chunks first.
+        store.put_chunk(2, 6, &chunk(7));
+        assert_eq!(
+            store.chunks(2).collect::<Vec<_>>(),
+            vec![(5, chunk(8)), (6, chunk(7))]
+        );
+        assert_eq!(store.layout_1_bytes(2), 0);
+        assert_eq!(store.layout_version(), 1, "plugin 0 has not moved yet");
+        // Deleting a plugin's state moves (then frees) what it had; with nothing left, layout 2.
+        store.delete_state(0);
+        assert_eq!(store.chunks(0).count(), 0);
+        assert_eq!(store.layout_version(), LAYOUT_VERSION);
         let [.., pages, _, _, _, _, _] = memories.0.clone();
         let old: StableBTreeMap<(u64, u32), Vec<u8>, _> = StableBTreeMap::init(pages);
         assert!(old.is_empty(), "layout 1's chunks are gone once moved");
-        // Opening again finds layout 2 and moves nothing.
-        assert_eq!(memories.open().chunks(2).count(), 1);
+        let reopened = memories.open();
+        assert_eq!(reopened.layout_version(), LAYOUT_VERSION);
+        assert_eq!(reopened.chunks(2).count(), 2);
     }
 }
