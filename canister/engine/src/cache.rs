@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use crate::instance::{CompiledModule, LiveInstance};
 
 /// Heap bytes a compiled module is counted as, per byte of its wasm: wasmi's parsed module plus
-/// the code it translates (lazily: at most every function once). Measured with the example
-/// plugins by the test `compiled_modules_stay_within_their_heap_estimate`.
+/// the code it translates (lazily: at most every function once). The example plugins take 3.5
+/// to 4.6 bytes per byte with every function compiled (test
+/// `compiled_modules_stay_within_their_heap_estimate`).
 pub const MODULE_HEAP_PER_WASM_BYTE: u64 = 6;
 
 /// Compiled modules by sha256 and live instances by plugin name, least recently used first out.
