@@ -925,3 +925,70 @@ fn lazy_compilation_resumes_across_fuel_slices() {
     // The called export itself needs more than a slice to compile.
     assert_eq!(ok_u64(&mut engine, "many", "big"), 2_000);
 }
+
+/// The instruction limit counts the whole message: work before the guest call (decoding,
+/// instantiation, restoring) counts too, so a message that starts late stops early.
+#[test]
+fn the_instruction_limit_counts_the_whole_message() {
+    let limits = Limits {
+        fuel_slice: 10_000,
+        ..Limits::default()
+    };
+    let limit = limits.update_instruction_limit;
+    // The message has used all but 100 instructions of the limit before the call starts.
+    let meter = Rc::new(Meter(Cell::new(limit - 100), 1));
+    let mut engine = Memories::default().open_with(limits, meter.clone());
+    install(&mut engine, "counter", &counter());
+    meter.0.set(limit - 100);
+    match err(&mut engine, "counter", "inc_then_loop") {
+        InvokeError::InstructionLimit {
+            instructions,
+            limit: reported,
+        } => assert!(instructions >= limit && reported == limit),
+        other => panic!("{other:?}"),
+    }
+    meter.0.set(0);
+    assert_eq!(ok_u64(&mut engine, "counter", "get"), 0, "rolled back");
+}
+
+/// Start functions and initialisers run under fuel slices and the instruction counter too, at
+/// install and at `upgrade_plugin`, and they run once: not again when the plugin is restored.
+#[test]
+fn start_functions_and_initialisers_run_once_under_the_budget() {
+    let looping_start = r#"(module (memory (export "memory") 1)
+        (func $s (loop $l (br $l))) (start $s) (func (export "run")))"#;
+    let limits = Limits {
+        fuel_slice: 10_000,
+        ..Limits::default()
+    };
+    let limit = limits.update_instruction_limit;
+    let meter = Rc::new(Meter(Cell::new(limit - 1_000), 1));
+    let memories = Memories::default();
+    let mut engine = memories.open_with(limits, meter);
+    match install_err(&mut engine, looping_start) {
+        InstallError::StartFailed(failure) => assert!(
+            matches!(failure.error, InvokeError::InstructionLimit { .. }),
+            "{failure:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // A start function and an initialiser that each count in memory and a global.
+    let counting = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) {HELPERS}
+             (global $g (mut i64) (i64.const 0))
+             (func $start (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.const 1))))
+             (start $start)
+             (func (export "_initialize") (global.set $g (i64.add (global.get $g) (i64.const 10))))
+             (func (export "state") (result i32)
+               (call $output_u64 (i64.add (i64.load (i32.const 0)) (global.get $g)))
+               (i32.const 0)))"#
+    );
+    let mut engine = memories.open(Limits::default());
+    let info = install(&mut engine, "counting", &counting);
+    assert_eq!(info.functions, vec!["state".to_owned()], "neither is a plugin function");
+    assert_eq!(ok_u64(&mut engine, "counting", "state"), 11);
+    drop(engine);
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "counting", "state"), 11, "not run again");
+}
