@@ -548,6 +548,7 @@ impl Canister {
             global_timer: 0,
             canister_version: 0,
             cycles: cycles - prepaid,
+            stable_memory_limit: None,
         };
         let request = Request {
             context: Context::Init,
@@ -1017,6 +1018,20 @@ impl Canister {
     /// Stable memory size in wasm pages (64 KiB).
     pub fn stable_size_pages(&self) -> u64 {
         self.stable.size_pages()
+    }
+
+    /// Caps the canister's stable memory at `bytes` (`None`: only the replica's 500 GiB), as a
+    /// subnet that runs out of memory, or a memory allocation, caps it on the replica: from the
+    /// next message on, `ic0.stable64_grow` and `ic0.stable_grow` return -1 (and grow nothing)
+    /// when the new size would pass the cap. A cap below the current size keeps what the
+    /// canister has and refuses any growth. Kept across upgrades and saved with the canister.
+    pub fn set_stable_memory_limit(&mut self, bytes: Option<u64>) {
+        self.system.stable_memory_limit = bytes;
+    }
+
+    /// The cap set by [`Canister::set_stable_memory_limit`].
+    pub fn stable_memory_limit(&self) -> Option<u64> {
+        self.system.stable_memory_limit
     }
 }
 

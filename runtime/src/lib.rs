@@ -21,6 +21,10 @@
 //! [`RuntimeError::NotAccepted`] before it runs or pays. [`Canister::update_from_canister`] is an
 //! inter-canister call: no inspect_message, no ingress fee. Queries are never inspected.
 //!
+//! **Memory that runs out.** [`Canister::set_stable_memory_limit`] caps stable memory as a subnet
+//! out of memory (or a memory allocation) does on the replica: `stable64_grow` and `stable_grow`
+//! return -1 past the cap.
+//!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
 //! [`Canister::load_on`]) to compile each module once per process.
 //!

@@ -13,6 +13,7 @@
 //!                  cycles <u128>            (absent in older states: read as CYCLE_BALANCE)
 //!                  certified_data <hex|->   controller <hex|->  (one line per controller)
 //!                  heap_bytes <u64>         stable_pages <u64>
+//!                  stable_memory_limit <u64 bytes>  (only when set: absent means no cap)
 //!                  global <hex export name> <i32|i64|f32|f64|v128> <value: decimal, or hex bits>
 //! ```
 //!
@@ -63,9 +64,9 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 impl Canister {
-    /// Saves everything the canister is (module, heap memory and globals, stable memory, time,
-    /// timer, certified data, version, cycle balance, controllers) under `dir`, creating it if
-    /// needed.
+    /// Saves everything the canister is (module, heap memory and globals, stable memory and its
+    /// limit, time, timer, certified data, version, cycle balance, controllers) under `dir`,
+    /// creating it if needed.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)?;
         write_file(dir, "module.wasm", &self.code.wasm)?;
@@ -96,6 +97,9 @@ impl Canister {
             self.heap.memory.len(),
             self.stable.size
         ));
+        if let Some(limit) = s.stable_memory_limit {
+            text.push_str(&format!("stable_memory_limit {limit}\n"));
+        }
         for (name, value) in &self.heap.globals {
             let (ty, v) = match value {
                 GlobalValue::I32(x) => ("i32", x.to_string()),
@@ -157,6 +161,7 @@ impl Canister {
                 "controller" => system.controllers.push(bytes(0)?),
                 "heap_bytes" => heap_bytes = Some(num(0)?),
                 "stable_pages" => stable_pages = Some(num(0)?),
+                "stable_memory_limit" => system.stable_memory_limit = Some(num(0)?),
                 "global" => {
                     let name = String::from_utf8(bytes(0)?)
                         .map_err(|_| bad("canister.txt", format!("bad name in `{line}`")))?;

@@ -61,6 +61,10 @@ pub struct SystemState {
     /// Cycle balance. During a message: what the canister has after the message's fees were
     /// charged (ingress induction, prepaid execution), as `canister_cycle_balance128` reports it.
     pub cycles: u128,
+    /// The most stable memory the canister may have, in bytes (`None`: only the 500 GiB limit),
+    /// as a subnet out of memory or a memory allocation limits it: `stable64_grow` and
+    /// `stable_grow` return -1 past it. Messages read it, never change it.
+    pub stable_memory_limit: Option<u64>,
 }
 
 /// Why a host function stopped the canister.
@@ -316,6 +320,21 @@ fn reply_bytes(caller: &mut C<'_>, api: &str, bytes: usize) -> R<()> {
         }));
     }
     Ok(())
+}
+
+/// Grows stable memory by `pages` wasm pages within the canister's stable memory limit and the
+/// 500 GiB limit; returns the old size, or `None` (the canister sees -1) and grows nothing.
+/// Growing by 0 asks for no memory: it succeeds even above the limit.
+fn grow_stable(state: &mut MessageState, pages: u64) -> Option<u64> {
+    if let Some(limit) = state.system.stable_memory_limit
+        && pages > 0
+    {
+        let new = state.stable.size().checked_add(pages)?;
+        if new.checked_mul(cost::WASM_PAGE)? > limit {
+            return None;
+        }
+    }
+    state.stable.grow(pages)
 }
 
 /// Copies stable memory `[offset, offset+size)` to the heap at `dst`.
@@ -654,10 +673,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "stable64_grow",
         |mut c: C<'_>, pages: i64| -> R<i64> {
             charge(&mut c, cost::API_STABLE_GROW, 0)?;
-            Ok(c.data_mut()
-                .stable
-                .grow(pages as u64)
-                .map_or(-1, |old| old as i64))
+            Ok(grow_stable(c.data_mut(), pages as u64).map_or(-1, |old| old as i64))
         },
     )?;
     l.func_wrap(
@@ -686,12 +702,12 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     })?;
     l.func_wrap("ic0", "stable_grow", |mut c: C<'_>, pages: i32| -> R<i32> {
         charge(&mut c, cost::API_STABLE_GROW, 0)?;
-        let s = &mut c.data_mut().stable;
-        let old = s.size();
+        let state = c.data_mut();
+        let old = state.stable.size();
         if old + u64::from(pages as u32) > 65_536 {
             return Ok(-1);
         }
-        Ok(s.grow(u64::from(pages as u32)).map_or(-1, |o| o as i32))
+        Ok(grow_stable(state, u64::from(pages as u32)).map_or(-1, |o| o as i32))
     })?;
     l.func_wrap(
         "ic0",

@@ -1115,3 +1115,80 @@ fn inspect_message_runs_neither_for_canister_calls_nor_for_queries() {
     // Queries are never inspected either.
     assert_eq!(reply_u32(c.query("r_get", &[], ALICE)), 1);
 }
+
+// ---- Stable memory that runs out ----
+
+/// Grows stable memory with the 64-bit and the 32-bit API by the argument's pages, replying what
+/// the System API answered.
+const GROW_STABLE: &str = r#"
+  (func (export "canister_update grow64")
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 8))
+    (call $reply_i64 (call $sgrow (i64.load (i32.const 0)))))
+  (func (export "canister_update grow32")
+    (call $arg_copy (i32.const 0) (i32.const 0) (i32.const 4))
+    (call $reply_i32 (call $sgrow32 (i32.load (i32.const 0)))))
+"#;
+
+#[test]
+fn stable_memory_grows_up_to_its_limit_and_no_further() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stable_memory_limit");
+    let _ = std::fs::remove_dir_all(&dir);
+    let module = wasm_importing(
+        r#"(import "ic0" "stable_grow" (func $sgrow32 (param i32) (result i32)))"#,
+        GROW_STABLE,
+    );
+    let (mut c, _) = Canister::install(&module, &[], CONTROLLER).expect("install");
+    let grow64 = |c: &mut Canister, pages: u64| {
+        reply_u64(c.update("grow64", &pages.to_le_bytes(), ALICE)) as i64
+    };
+    let grow32 = |c: &mut Canister, pages: u32| {
+        reply_u32(c.update("grow32", &pages.to_le_bytes(), ALICE)) as i32
+    };
+    assert_eq!(c.stable_memory_limit(), None);
+    // Three pages and a little more: the fourth page does not fit.
+    let limit = 3 * 65_536 + 100;
+    c.set_stable_memory_limit(Some(limit));
+    assert_eq!(c.stable_memory_limit(), Some(limit));
+    assert_eq!(grow64(&mut c, 2), 0);
+    assert_eq!(grow64(&mut c, 2), -1, "four pages pass the limit");
+    assert_eq!(c.stable_size_pages(), 2, "a refused growth grows nothing");
+    assert_eq!(grow32(&mut c, 1), 2);
+    assert_eq!(grow32(&mut c, 1), -1);
+    assert_eq!(grow64(&mut c, u64::MAX), -1);
+    assert_eq!(
+        grow64(&mut c, 0),
+        3,
+        "growing by nothing succeeds at the limit"
+    );
+    assert_eq!(c.stable_size_pages(), 3);
+
+    // Kept across an upgrade, and saved with the canister.
+    c.upgrade(&module, &[], CONTROLLER).expect("upgrade");
+    assert_eq!(grow64(&mut c, 1), -1);
+    c.save(&dir).expect("save");
+    let text = std::fs::read_to_string(dir.join("canister.txt")).expect("canister.txt");
+    assert!(
+        text.contains(&format!("\nstable_memory_limit {limit}\n")),
+        "{text}"
+    );
+    let mut loaded = Canister::load(&dir).expect("load");
+    assert_eq!(loaded.stable_memory_limit(), Some(limit));
+    assert_eq!(grow64(&mut loaded, 1), -1);
+
+    // A limit below the current size keeps the memory and refuses any growth.
+    c.set_stable_memory_limit(Some(65_536));
+    assert_eq!(grow64(&mut c, 1), -1);
+    assert_eq!(grow64(&mut c, 0), 3);
+    assert_eq!(c.stable_size_pages(), 3);
+    // Without a limit, it grows again.
+    c.set_stable_memory_limit(None);
+    assert_eq!(grow64(&mut c, 1), 3);
+    assert_eq!(grow32(&mut c, 1), 4);
+    c.save(&dir).expect("save");
+    let text = std::fs::read_to_string(dir.join("canister.txt")).expect("canister.txt");
+    assert!(!text.contains("stable_memory_limit"), "{text}");
+    assert_eq!(
+        Canister::load(&dir).expect("load").stable_memory_limit(),
+        None
+    );
+}
