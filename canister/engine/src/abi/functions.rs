@@ -163,8 +163,8 @@ host_functions! {
     /// Fails: `LimitExceeded` "output bytes" (1.8 MB); traps unless the bytes lie in one live
     /// block.
     env fn output_set(c, offset: u64, len: u64) {
-        charge(&mut c, "output_set", len, len)?;
-        let state = c.data_mut();
+        // Checked before charging: a length over the cap is that error, not out of fuel.
+        let state = c.data();
         if len > state.limits.output_bytes {
             return Err(trap(HostTrap::Limit(LimitExceeded {
                 limit: "output bytes".into(),
@@ -173,7 +173,8 @@ host_functions! {
             })));
         }
         state.call.arena.read(offset, len).map_err(|e| trap(arena_trap("output_set", e)))?;
-        state.call.output = if len == 0 { (0, 0) } else { (offset, len) };
+        charge(&mut c, "output_set", len, len)?;
+        c.data_mut().call.output = if len == 0 { (0, 0) } else { (offset, len) };
         Ok(())
     }
 
@@ -327,8 +328,11 @@ host_functions! {
     /// the message's instruction limit first).
     /// Fails: traps if a range is outside the plugin's memory, or the plugin exports no `memory`.
     user fn sha256(c, ptr: u32, len: u32, out: u32) {
-        charge(&mut c, "sha256", len.into(), u64::from(len).saturating_mul(SHA256_INSTRUCTIONS_PER_BYTE))?;
+        // Checked before charging: a range outside memory is that error, whatever its length.
         let memory = own_memory(&c, "sha256")?;
+        guest_range(memory.data(&c), "sha256", ptr, len)?;
+        guest_range(memory.data(&c), "sha256", out, 32)?;
+        charge(&mut c, "sha256", len.into(), u64::from(len).saturating_mul(SHA256_INSTRUCTIONS_PER_BYTE))?;
         let data = memory.data_mut(&mut c);
         let digest: [u8; 32] = Sha256::digest(guest_bytes(data, "sha256", ptr, len)?).into();
         let out_range = guest_range(data, "sha256", out, 32)?;
@@ -343,8 +347,12 @@ host_functions! {
     /// Charges: `len / 8` fuel. Fails: traps if a range is outside the plugin's memory, or the
     /// plugin exports no `memory`.
     user fn compare(c, a: u32, b: u32, len: u32) -> i32 {
+        // Checked before charging, as in `sha256`.
+        let memory = own_memory(&c, "compare")?;
+        guest_range(memory.data(&c), "compare", a, len)?;
+        guest_range(memory.data(&c), "compare", b, len)?;
         charge(&mut c, "compare", u64::from(len) / 8, len.into())?;
-        let data = own_memory(&c, "compare")?.data(&c);
+        let data = memory.data(&c);
         let ordering = guest_bytes(data, "compare", a, len)?.cmp(guest_bytes(data, "compare", b, len)?);
         Ok(ordering as i32)
     }
