@@ -85,17 +85,6 @@ fn a_failed_call_leaves_state_as_it_was() {
         "{error:?}"
     );
     assert_eq!(ok(&mut host, "counter", "get", ""), "7");
-
-    install(&mut host, alice(), "spoiler", hostile("state_then_trap"));
-    assert!(matches!(
-        err(&mut host, "spoiler", "run", ""),
-        InvokeError::Trap { .. }
-    ));
-    // Its second call sees the state of before the first: it traps the same way again.
-    assert!(matches!(
-        err(&mut host, "spoiler", "run", ""),
-        InvokeError::Trap { .. }
-    ));
 }
 
 #[test]
@@ -112,74 +101,11 @@ fn a_dry_run_commits_nothing() {
 }
 
 #[test]
-fn hostile_plugins_get_typed_errors_and_harm_nobody() {
-    let mut host = host();
-    install(&mut host, alice(), "counter", plugin("counter"));
-    ok(&mut host, "counter", "increment", "1");
-
-    install(&mut host, alice(), "loop", hostile("infinite_loop"));
-    assert!(matches!(
-        err(&mut host, "loop", "run", ""),
-        InvokeError::OutOfFuel { .. } | InvokeError::InstructionLimit { .. }
-    ));
-    install(&mut host, alice(), "bomb", hostile("memory_bomb"));
-    let bomb = err(&mut host, "bomb", "run", "");
-    assert!(
-        matches!(
-            bomb,
-            InvokeError::LimitExceeded(_) | InvokeError::Trap { .. }
-        ),
-        "{bomb:?}"
-    );
-    install(&mut host, alice(), "deep", hostile("deep_recursion"));
-    assert!(matches!(
-        err(&mut host, "deep", "run", ""),
-        InvokeError::Trap { .. } | InvokeError::OutOfFuel { .. }
-    ));
-    install(&mut host, alice(), "trap", hostile("trap"));
-    assert!(matches!(
-        err(&mut host, "trap", "run", ""),
-        InvokeError::Trap { .. }
-    ));
-    install(&mut host, alice(), "big", hostile("oversized_output"));
-    let big = err(&mut host, "big", "run", "");
-    assert!(
-        matches!(
-            big,
-            InvokeError::LimitExceeded(_) | InvokeError::Trap { .. }
-        ),
-        "{big:?}"
-    );
-    install(&mut host, alice(), "handles", hostile("bad_handles"));
-    assert!(matches!(
-        err(&mut host, "handles", "run", ""),
-        InvokeError::Trap { .. }
-    ));
-
-    // The well-behaved plugin is untouched.
-    assert_eq!(ok(&mut host, "counter", "get", ""), "1");
-}
-
-#[test]
 fn bad_modules_are_refused_with_a_reason() {
     let mut host = host();
     assert!(matches!(
         install_err(&mut host, "junk", b"definitely not wasm".to_vec()),
         InstallError::InvalidWasm { .. }
-    ));
-    match install_err(&mut host, "forbidden", hostile("forbidden_import")) {
-        InstallError::ForbiddenImport { module, name, .. } => {
-            assert!(!module.is_empty() && !name.is_empty())
-        }
-        other => panic!("expected ForbiddenImport, got {other:?}"),
-    }
-    assert!(matches!(
-        install_err(&mut host, "start", hostile("start_loop")),
-        InstallError::StartFailed(failure) if matches!(failure.error, InvokeError::OutOfFuel { .. })
-    ));
-    assert!(matches!(
-        install_err(&mut host, "table", hostile("huge_table")),
-        InstallError::LimitExceeded(limit) if limit.limit == "table elements"
     ));
     assert!(matches!(
         install_err(&mut host, "Bad Name", plugin("counter")),

@@ -1,0 +1,16 @@
+;; Reads a 3-byte input with input_load_u64 at 0, 1, 3 and u64::MAX (as Extism's `consume`). The host must succeed: words zero-padded, 0 past the end.
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (local $out i64)
+    (local.set $out (call $alloc (i64.const 32)))
+    (call $store_u64 (local.get $out) (call $input_load_u64 (i64.const 0)))
+    (call $store_u64 (i64.add (local.get $out) (i64.const 8)) (call $input_load_u64 (i64.const 1)))
+    (call $store_u64 (i64.add (local.get $out) (i64.const 16)) (call $input_load_u64 (i64.const 3)))
+    (call $store_u64 (i64.add (local.get $out) (i64.const 24)) (call $input_load_u64 (i64.const -1)))
+    (call $output_set (local.get $out) (i64.const 32))
+    (i32.const 0)))
