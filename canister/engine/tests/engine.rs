@@ -986,9 +986,17 @@ fn start_functions_and_initialisers_run_once_under_the_budget() {
     );
     let mut engine = memories.open(Limits::default());
     let info = install(&mut engine, "counting", &counting);
-    assert_eq!(info.functions, vec!["state".to_owned()], "neither is a plugin function");
+    assert_eq!(
+        info.functions,
+        vec!["state".to_owned()],
+        "neither is a plugin function"
+    );
     assert_eq!(ok_u64(&mut engine, "counting", "state"), 11);
     drop(engine);
     let mut engine = memories.open(Limits::default());
-    assert_eq!(ok_u64(&mut engine, "counting", "state"), 11, "not run again");
+    assert_eq!(
+        ok_u64(&mut engine, "counting", "state"),
+        11,
+        "not run again"
+    );
 }

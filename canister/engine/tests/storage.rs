@@ -148,12 +148,12 @@ fn step(engine: &mut Engine<Capped>, n: usize, wasm: &[u8], wasm_2: &[u8]) -> Re
             Err(e) => Err(e.to_string()),
         }
     };
-    let invoke = |engine: &mut Engine<Capped>, plugin: &str, function: &str| {
-        match engine.invoke(request(plugin, function, true)) {
-            Ok(_) => Ok(true),
-            Err(f) if matches!(f.error, InvokeError::StorageFull(_)) => Ok(false),
-            Err(f) => Err(f.to_string()),
-        }
+    let invoke = |engine: &mut Engine<Capped>, plugin: &str, function: &str| match engine
+        .invoke(request(plugin, function, true))
+    {
+        Ok(_) => Ok(true),
+        Err(f) if matches!(f.error, InvokeError::StorageFull(_)) => Ok(false),
+        Err(f) => Err(f.to_string()),
     };
     let managed = |result: Result<(), ManageError>| match result {
         Ok(()) => Ok(true),
@@ -224,7 +224,10 @@ fn every_operation_either_succeeds_or_refuses_before_writing() {
             match step(&mut engine, n, &wasm, &wasm_2) {
                 Ok(true) => {
                     let now = observe(&mut engine);
-                    assert_eq!(now, expected[n], "cap {cap}: step {n} succeeded differently");
+                    assert_eq!(
+                        now, expected[n],
+                        "cap {cap}: step {n} succeeded differently"
+                    );
                     before = now;
                 }
                 Ok(false) => {
@@ -233,12 +236,19 @@ fn every_operation_either_succeeds_or_refuses_before_writing() {
                     assert_eq!(observe(&mut engine), before, "cap {cap}: step {n} refused");
                     drop(engine);
                     let mut reopened = open(&memory);
-                    assert_eq!(observe(&mut reopened), before, "cap {cap}: step {n}, reopened");
+                    assert_eq!(
+                        observe(&mut reopened),
+                        before,
+                        "cap {cap}: step {n}, reopened"
+                    );
                     break;
                 }
                 Err(e) => panic!("cap {cap}: step {n} failed: {e}"),
             }
         }
     }
-    assert!(refusals > 10, "the caps should refuse at many points ({refusals})");
+    assert!(
+        refusals > 10,
+        "the caps should refuse at many points ({refusals})"
+    );
 }
