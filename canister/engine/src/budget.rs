@@ -192,10 +192,18 @@ impl Run {
                     message: String::new(),
                 }),
             },
-            Err(error) => Err(match host.limit_hit.clone() {
-                Some(limit) => InvokeError::LimitExceeded(limit),
-                None => run_error(error, self.fuel_used, fuel_limit),
-            }),
+            // A trap after a refused memory or table growth is most likely its consequence (the
+            // guest got -1 and gave up); any other failure is reported as itself.
+            Err(RunError::Wasm(e))
+                if host.limit_hit.is_some()
+                    && e.downcast_ref::<HostTrap>().is_none()
+                    && !is_out_of_fuel(&e) =>
+            {
+                Err(InvokeError::LimitExceeded(
+                    host.limit_hit.clone().expect("checked above"),
+                ))
+            }
+            Err(error) => Err(run_error(error, self.fuel_used, fuel_limit)),
         }
     }
 }

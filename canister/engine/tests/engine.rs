@@ -651,7 +651,9 @@ fn hostile_plugins_get_typed_errors() {
     install(
         &mut engine,
         "bomb",
-        &hostile("(loop $l (drop (memory.grow (i32.const 100))) (br $l)) (i32.const 0)"),
+        &hostile(
+            "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 100)) (i32.const -1)))) unreachable",
+        ),
     );
     assert!(matches!(
         err(&mut engine, "bomb", "run"),
@@ -999,4 +1001,33 @@ fn start_functions_and_initialisers_run_once_under_the_budget() {
         11,
         "not run again"
     );
+}
+
+/// A refused `memory.grow` is legal (the guest gets -1 and may go on): a later failure of the
+/// same call is reported as itself, not as the refused growth.
+#[test]
+fn a_refused_memory_grow_does_not_mask_later_errors() {
+    let mut engine = engine();
+    install(
+        &mut engine,
+        "grow",
+        &hostile(
+            "(drop (memory.grow (i32.const 5000)))
+             (drop (call $load_u8 (i64.const 999999)))
+             (i32.const 0)",
+        ),
+    );
+    match err(&mut engine, "grow", "run") {
+        InvokeError::Trap { message } => assert!(message.contains("load_u8"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    install(
+        &mut engine,
+        "grow_then_trap",
+        &hostile("(drop (memory.grow (i32.const 5000))) unreachable"),
+    );
+    assert!(matches!(
+        err(&mut engine, "grow_then_trap", "run"),
+        InvokeError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "memory pages"
+    ));
 }

@@ -204,12 +204,7 @@ host_functions! {
     /// Fails: traps unless `key` is 0 (the empty key) or a live block
     /// holding UTF-8; arena limits.
     env fn config_get(c, key: u64) -> u64 {
-        let state = c.data();
-        let key = state.key("config_get", key).map_err(trap)?;
-        let value = state.config.get(&key).map(|v| v.as_bytes().to_vec());
-        let cost = (key.len() as u64).saturating_add(value.as_ref().map_or(0, |v| v.len() as u64));
-        charge(&mut c, "config_get", cost, cost)?;
-        new_block(&mut c, "config_get", value)
+        lookup(&mut c, "config_get", key, |state, key| state.config.get(key).map(|v| v.as_bytes()))
     }
 
     /// The var of the key in the block at `key`, as a new block; 0 if it is not set. Owner of the
@@ -218,12 +213,7 @@ host_functions! {
     /// Fails: traps unless `key` is 0 (the empty key) or a live block
     /// holding UTF-8; arena limits.
     env fn var_get(c, key: u64) -> u64 {
-        let state = c.data();
-        let key = state.key("var_get", key).map_err(trap)?;
-        let value = state.vars.get(&key).cloned();
-        let cost = (key.len() as u64).saturating_add(value.as_ref().map_or(0, |v| v.len() as u64));
-        charge(&mut c, "var_get", cost, cost)?;
-        new_block(&mut c, "var_get", value)
+        lookup(&mut c, "var_get", key, |state, key| state.vars.get(key).map(Vec::as_slice))
     }
 
     /// Sets the var of the key in the block at `key` to the block at `value`; `value` 0 deletes
@@ -324,15 +314,17 @@ host_functions! {
     }
 
     /// Writes the sha256 of the plugin's memory `[ptr, ptr + len)` to `[out, out + 32)`, natively.
-    /// Charges: `len` fuel (about 100 IC instructions per byte; a large `len` is checked against
-    /// the message's instruction limit first).
+    /// Charges: 11 fuel per byte (hashing costs the canister about 110 IC instructions per byte,
+    /// and a fuel unit of guest code 9 to 31); a large `len` is checked against the message's
+    /// instruction limit first.
     /// Fails: traps if a range is outside the plugin's memory, or the plugin exports no `memory`.
     user fn sha256(c, ptr: u32, len: u32, out: u32) {
         // Checked before charging: a range outside memory is that error, whatever its length.
         let memory = own_memory(&c, "sha256")?;
         guest_range(memory.data(&c), "sha256", ptr, len)?;
         guest_range(memory.data(&c), "sha256", out, 32)?;
-        charge(&mut c, "sha256", len.into(), u64::from(len).saturating_mul(SHA256_INSTRUCTIONS_PER_BYTE))?;
+        let len64 = u64::from(len);
+        charge(&mut c, "sha256", len64.saturating_mul(SHA256_FUEL_PER_BYTE), len64.saturating_mul(SHA256_INSTRUCTIONS_PER_BYTE))?;
         let data = memory.data_mut(&mut c);
         let digest: [u8; 32] = Sha256::digest(guest_bytes(data, "sha256", ptr, len)?).into();
         let out_range = guest_range(data, "sha256", out, 32)?;
@@ -360,6 +352,8 @@ host_functions! {
 
 /// IC instructions the canister spends per byte hashed (measured: benchmark P4 and P1b).
 const SHA256_INSTRUCTIONS_PER_BYTE: u64 = 110;
+/// Fuel per byte hashed: the instructions at 10 per fuel unit.
+const SHA256_FUEL_PER_BYTE: u64 = SHA256_INSTRUCTIONS_PER_BYTE / 10;
 
 /// Up to `len` input bytes from `offset`: fewer if the input ends first, none past its end.
 fn input_bytes(state: &HostState, offset: u64, len: u64) -> Result<&[u8], wasmi::Error> {
@@ -384,6 +378,23 @@ fn u64_le(bytes: &[u8]) -> u64 {
         *to = *from;
     }
     u64::from_le_bytes(word)
+}
+
+/// `config_get` and `var_get`: charges for the key, reads it, looks it up with `find`, charges for
+/// the value, then copies it into a new block (0 if absent). Nothing is copied before it is paid.
+fn lookup(
+    c: &mut Caller<'_, HostState>,
+    function: &'static str,
+    key: u64,
+    find: impl for<'a> Fn(&'a HostState, &str) -> Option<&'a [u8]>,
+) -> Result<u64, wasmi::Error> {
+    let key_len = c.data().call.arena.length(key);
+    charge(c, function, key_len, key_len)?;
+    let key = c.data().key(function, key).map_err(trap)?;
+    let value_len = find(c.data(), &key).map_or(0, |v| v.len() as u64);
+    charge(c, function, value_len, value_len)?;
+    let value = find(c.data(), &key).map(<[u8]>::to_vec);
+    new_block(c, function, value)
 }
 
 /// A new block holding `value` (0 when `None`).
