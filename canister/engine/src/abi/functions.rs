@@ -1,7 +1,7 @@
 //! The one table of host functions. Each entry is documented as Extism documents its kernel:
 //! parameters, result, who owns each handle, what it charges and how it fails. The table
 //! generates [`IMPORTS`] (what install accepts), [`link`] (the linker) and the reference in
-//! `plugins/README.md` (a test checks it). Handles are offsets into the call's arena; handle 0 is
+//! `plugins/README.md` (`abi::reference`; a test keeps it current). Handles are offsets into the call's arena; handle 0 is
 //! the empty block (an empty key, message or value). "Traps" means the call stops with a typed error and its state rolls back.
 
 use sha2::{Digest, Sha256};
@@ -38,6 +38,7 @@ macro_rules! host_functions {
             HostFunction {
                 module: host_functions!(@module $module),
                 name: stringify!($name),
+                param_names: &[$(stringify!($arg)),*],
                 params: &[$(<$ty as AbiValue>::TYPE),*],
                 results: &[$(<$ret as AbiValue>::TYPE)?],
                 doc: concat!($($doc, "\n"),*),

@@ -43,6 +43,8 @@ pub struct HostFunction {
     pub module: &'static str,
     /// Import name.
     pub name: &'static str,
+    /// Parameter names (as the documentation calls them).
+    pub param_names: &'static [&'static str],
     /// Parameter types.
     pub params: &'static [wasmparser::ValType],
     /// Result types.
@@ -50,6 +52,39 @@ pub struct HostFunction {
     /// What it does, its parameters and result, who owns each handle, what it charges and how
     /// it fails.
     pub doc: &'static str,
+}
+
+/// The plugin author's reference of the ABI, generated from the table: per import module, each
+/// function with its wasm signature and documentation (`plugins/README.md` holds it; a test keeps
+/// it current).
+pub fn reference() -> String {
+    let mut out = String::new();
+    let mut module = "";
+    for f in IMPORTS {
+        if f.module != module {
+            module = f.module;
+            out.push_str(&format!("\n### `{module}`\n\n"));
+        }
+        let params: Vec<String> = f
+            .param_names
+            .iter()
+            .zip(f.params)
+            .map(|(name, ty)| format!("{name}: {ty}"))
+            .collect();
+        let results = match f.results {
+            [] => String::new(),
+            [ty] => format!(" -> {ty}"),
+            types => format!(" -> {types:?}"),
+        };
+        let doc: Vec<&str> = f.doc.lines().map(str::trim).collect();
+        out.push_str(&format!(
+            "- `{}({}){results}`: {}\n",
+            f.name,
+            params.join(", "),
+            doc.join(" ")
+        ));
+    }
+    out
 }
 
 /// Fuel every host call costs, on top of what it charges per byte.
