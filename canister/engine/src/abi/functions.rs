@@ -1,8 +1,9 @@
 //! The one table of host functions. Each entry is documented as Extism documents its kernel:
 //! parameters, result, who owns each handle, what it charges and how it fails. The table
 //! generates [`IMPORTS`] (what install accepts), [`link`] (the linker) and the reference in
-//! `plugins/README.md` (`abi::reference`; a test keeps it current). Handles are offsets into the call's arena; handle 0 is
-//! the empty block (an empty key, message or value). "Traps" means the call stops with a typed error and its state rolls back.
+//! `plugins/README.md` (`abi::reference`; a test keeps it current). Handles are offsets into the
+//! call's arena; handle 0 is the empty block (an empty key, message or value). "Traps" means the
+//! call stops with a typed error and its state rolls back.
 
 use sha2::{Digest, Sha256};
 use wasmi::Caller;
