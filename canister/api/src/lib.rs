@@ -51,13 +51,13 @@ pub struct Quotas {
 }
 
 impl Default for Quotas {
-    /// 10-minute windows; 300 B instructions per caller (ten calls at the per-call limit) and
-    /// 1.5 T per plugin. On a 13-node subnet 1 B instructions cost 0.4 B cycles.
+    /// 10-minute windows; 100 B instructions per caller (three calls at the per-call limit) and
+    /// 500 B per plugin. On a 13-node subnet an instruction of an update costs one cycle.
     fn default() -> Self {
         Self {
             window_ns: 600_000_000_000,
-            caller_instructions: 300_000_000_000,
-            plugin_instructions: 1_500_000_000_000,
+            caller_instructions: 100_000_000_000,
+            plugin_instructions: 500_000_000_000,
         }
     }
 }
