@@ -2,8 +2,9 @@
 //! through it, printing each output and the instructions each message used.
 
 use candid::Principal;
+use ic_local_runtime::RuntimeError;
 use plugin_host_api::{InitArgs, InstallPolicy, InvokeOptions, InvokePolicy, UpgradePluginArgs};
-use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::client::{CallError, CallKind, PluginHost};
 use plugin_host_local::identity;
 
 use crate::{CliResult, DEFAULT_WASM, group_digits, install};
@@ -33,19 +34,29 @@ fn invoke(
         fuel: None,
         logs: Some(false),
     };
-    let reply = host
-        .invoke(
-            CallKind::Update,
-            caller,
-            plugin,
-            function,
-            input.as_bytes(),
-            Some(options),
-        )
-        .map_err(|e| e.to_string())?;
+    let reply = host.invoke(
+        CallKind::Update,
+        caller,
+        plugin,
+        function,
+        input.as_bytes(),
+        Some(options),
+    );
     let answer = match reply {
-        Ok(reply) => String::from_utf8_lossy(&reply.output).into_owned(),
-        Err(failure) => format!("Err: {failure}"),
+        Ok(Ok(reply)) => String::from_utf8_lossy(&reply.output).into_owned(),
+        Ok(Err(failure)) => format!("Err: {failure}"),
+        // Ingress the caller has no right to: inspect_message refuses it before it runs.
+        Err(CallError::Runtime(RuntimeError::NotAccepted { instructions, .. })) => {
+            let answer = format!("refused by inspect_message: {caller} may not invoke it");
+            let what = format!("invoke {plugin}.{function}");
+            let answer: String = answer.chars().take(110).collect();
+            println!(
+                "{what:<44} {:>12} instr  {answer}",
+                group_digits(instructions)
+            );
+            return Ok(answer);
+        }
+        Err(e) => return Err(e.to_string()),
     };
     show(host, &format!("invoke {plugin}.{function}"), &answer);
     Ok(answer)

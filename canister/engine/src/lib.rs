@@ -230,9 +230,12 @@ impl<M: Memory + Clone> Engine<M> {
         }
         self.check_settings(&req.config, &req.invoke_policy)
             .map_err(InstallError::LimitExceeded)?;
-        self.check_totals(&req.owner, req.wasm)?;
+        self.check_plugin_counts(&req.owner)?;
         let facts = validate::inspect(req.wasm, &self.limits)?;
         let sha256: [u8; 32] = Sha256::digest(req.wasm).into();
+        if !self.store.has_code(&sha256) {
+            self.check_code_bytes(req.wasm.len() as u64)?;
+        }
         let host = self.host_state(req.config.clone(), BTreeMap::new());
         let context = self.context(req.owner, now_ns, req.name);
         let mut live = self.new_instance(
@@ -576,8 +579,8 @@ impl<M: Memory + Clone> Engine<M> {
         Ok(())
     }
 
-    /// The caps on plugins (in all, per owner) and on stored code.
-    fn check_totals(&mut self, owner: &Principal, wasm: &[u8]) -> Result<(), InstallError> {
+    /// The caps on plugins: in all, and per owner.
+    fn check_plugin_counts(&self, owner: &Principal) -> Result<(), InstallError> {
         let (max_plugins, per_owner) = (self.limits.max_plugins, self.limits.max_plugins_per_owner);
         let count = self.store.record_count();
         if count >= max_plugins {
@@ -595,14 +598,11 @@ impl<M: Memory + Clone> Engine<M> {
                 per_owner,
             )));
         }
-        let sha256: [u8; 32] = Sha256::digest(wasm).into();
-        if !self.store.has_code(&sha256) {
-            self.check_code_bytes(wasm.len() as u64)?;
-        }
         Ok(())
     }
 
-    fn check_code_bytes(&mut self, more: u64) -> Result<(), InstallError> {
+    /// The cap on distinct code stored, for `more` bytes of new code.
+    fn check_code_bytes(&self, more: u64) -> Result<(), InstallError> {
         let max = self.limits.max_code_bytes;
         let total = self.code_bytes() + more;
         if total > max {

@@ -1031,3 +1031,57 @@ fn a_refused_memory_grow_does_not_mask_later_errors() {
         InvokeError::LimitExceeded(LimitExceeded { limit, .. }) if limit == "memory pages"
     ));
 }
+
+/// The caps on what installs may store: plugins in all, per owner, and bytes of distinct code
+/// (the same module again adds no code).
+#[test]
+fn installs_stop_at_the_plugin_and_code_caps() {
+    let code = wat(&counter()).len() as u64;
+    let limits = Limits {
+        max_plugins: 3,
+        max_plugins_per_owner: 2,
+        max_code_bytes: code + 100,
+        ..Limits::default()
+    };
+    let memories = Memories::default();
+    let mut engine = memories.open(limits.clone());
+    install(&mut engine, "a", &counter());
+    install(&mut engine, "b", &counter());
+    let limit_of = |e: InstallError| match e {
+        InstallError::LimitExceeded(l) => (l.limit, l.requested, l.max),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        limit_of(install_err(&mut engine, &counter())),
+        ("plugins per owner".into(), 3, 2)
+    );
+    let other_code = wat(&hostile("(i32.const 0)"));
+    let mut req = request("c", &other_code);
+    req.owner = caller();
+    assert_eq!(
+        limit_of(engine.install(req.clone(), 1).expect_err("code cap")),
+        (
+            "code bytes".into(),
+            code + other_code.len() as u64,
+            code + 100
+        )
+    );
+    let same_code = wat(&counter());
+    req.wasm = &same_code;
+    engine
+        .install(req, 1)
+        .expect("the same code is stored once");
+    assert_eq!(
+        limit_of(install_err(&mut engine, &counter())),
+        ("plugins".into(), 4, 3)
+    );
+    // After a restart the counts are rebuilt from the records; uninstalling frees room.
+    drop(engine);
+    let mut engine = memories.open(limits);
+    assert_eq!(
+        limit_of(install_err(&mut engine, &counter())),
+        ("plugins".into(), 4, 3)
+    );
+    engine.uninstall("a").expect("uninstall");
+    install(&mut engine, "d", &counter());
+}

@@ -86,23 +86,24 @@ pub fn open() {
         Limits::default(),
         Rc::new(IcMeter),
     );
-    let mut chunks = ChunkStore::init(space.get(memory::CHUNKS));
-    let settings = settings_cell.get().0.clone();
-    if settings_cell.get().1 < memory::LAYOUT_VERSION {
-        // Layout 1's chunk keys cannot be read as layout 2's: uploads not installed yet go.
-        chunks.clear();
-    }
+    let stored_layout = settings_cell.get().1;
     let mut state = State {
         engine,
-        chunks,
-        settings: settings.clone(),
+        chunks: ChunkStore::init(space.get(memory::CHUNKS)),
+        settings: settings_cell.get().0.clone(),
         quotas: QuotaBook::default(),
         space,
         settings_cell,
     };
-    state
-        .set_settings(settings)
-        .expect("the settings cell has room for what it held");
+    if stored_layout < memory::LAYOUT_VERSION {
+        // Layout 1's chunk keys cannot be read as layout 2's: uploads not installed yet go; the
+        // settings are written in layout 2.
+        state.chunks.clear();
+        let settings = state.settings.clone();
+        state
+            .set_settings(settings)
+            .expect("the settings cell has room for what it held");
+    }
     STATE.with(|s| *s.borrow_mut() = Some(state));
 }
 
