@@ -1,4 +1,4 @@
-;; Grows memory to 64 MiB and hashes all of it 20 times in one block (~7.4 B instructions each). With 1 B fuel, the host must answer InstructionLimit, not trap.
+;; Grows memory to 64 MiB and hashes all of it 20 times in one basic block (11 fuel a byte). With the most fuel (1 B), the host must answer OutOfFuel at the 2nd hash, never trap.
 (module
   (import "extism:host/user" "sha256" (func $sha256 (param i32 i32 i32)))
   (memory (export "memory") 1)
