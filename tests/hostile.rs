@@ -317,7 +317,7 @@ fn every_hostile_module_has_exactly_one_case() {
 /// Installs `wasm` as `name` next to a counter and checks that the host answers as `case` says
 /// and stays unharmed.
 fn check(name: &str, wasm: Vec<u8>, case: Case) {
-    let mut host = host();
+    let mut host = shared_host();
     install(&mut host, alice(), "counter", plugin("counter"));
     assert_eq!(ok(&mut host, "counter", "increment", ""), "1");
     match case {
@@ -442,7 +442,7 @@ fn assert_unharmed(host: &mut PluginHost, name: &str) {
 
 #[test]
 fn the_caps_here_are_the_canisters() {
-    let mut host = host();
+    let mut host = shared_host();
     let caps = host.settings(admin()).expect("settings").caps;
     assert_eq!(caps.fuel, MAX_FUEL);
     assert_eq!(u64::from(caps.memory_pages), MEMORY_PAGES);
@@ -527,7 +527,7 @@ fn lazy_compilation_beyond_a_fuel_slice_succeeds() {
         );
     }
 
-    let mut host = host();
+    let mut host = shared_host();
     install(&mut host, alice(), "counter", plugin("counter"));
     assert_eq!(ok(&mut host, "counter", "increment", ""), "1");
     install(&mut host, alice(), "hostile", wasm);

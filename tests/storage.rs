@@ -96,7 +96,7 @@ fn assert_storage_full(full: &StorageFull, at_least: u64, stable_pages: u64) {
 
 #[test]
 fn stable_memory_that_runs_out_refuses_with_storage_full_and_changes_nothing() {
-    let mut host = host();
+    let mut host = shared_host();
     install(&mut host, alice(), "counter", plugin("counter"));
     install(
         &mut host,

@@ -72,6 +72,24 @@ pub fn host() -> PluginHost {
     PluginHost::deploy(&canister_wasm(), Some(init), admin()).expect("canister deploys")
 }
 
+/// [`host`] on one runtime shared by the whole test binary, which compiles the canister module
+/// once instead of once per test.
+pub fn shared_host() -> PluginHost {
+    static RUNTIME: std::sync::OnceLock<ic_local_runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime =
+        RUNTIME.get_or_init(|| ic_local_runtime::Runtime::new().expect("a local runtime"));
+    let init = InitArgs {
+        admins: None,
+        install_policy: Some(InstallPolicy::AnyAuthenticated),
+        ..InitArgs::default()
+    };
+    let arg = candid::encode_args((Some(init),)).expect("encode the init argument");
+    let (canister, _) =
+        ic_local_runtime::Canister::install_on(runtime, &canister_wasm(), &arg, admin().as_slice())
+            .expect("canister deploys");
+    PluginHost::from_canister(canister)
+}
+
 pub fn install_args(name: &str, wasm: Vec<u8>) -> InstallArgs {
     InstallArgs {
         name: name.to_owned(),
