@@ -247,7 +247,7 @@ hostile_cases! {
     // charges its whole cost first, against the call's whole fuel.
     host_loop_var_get => run().fails(out_of_fuel(DEFAULT_FUEL)),
     host_loop_alloc => run().fails(out_of_fuel(DEFAULT_FUEL)),
-    // With the most fuel a call may have, the first hash of 64 MiB (11 fuel a byte: 738 M)
+    // With the most fuel a call may have, the first hash of 64 MiB (13 fuel a byte: 872 M)
     // runs; the second cannot be paid from what is left, so it is refused before it hashes.
     sha256_bomb => run().fuel(MAX_FUEL).fails(out_of_fuel(MAX_FUEL)),
 
