@@ -1,9 +1,19 @@
 //! One canister: its code, heap, stable memory and system state, and how messages run on them.
 //!
-//! Every message runs on a fresh wasmtime instance loaded from the committed heap (memory bytes and
-//! every mutable global), with a copy-on-write overlay over stable memory. On success the instance's
+//! Every message runs on a wasmtime instance holding the committed heap (memory bytes and every
+//! mutable global), with a copy-on-write overlay over stable memory. On success the instance's
 //! heap and the overlay become the committed state; on a trap, an instruction-limit overrun or a
 //! query, both are dropped.
+//!
+//! The instance is kept from one message to the next ([`Warm`]) when the module cannot change
+//! anything of an instance but its memory and globals (no start function, no table mutation, no
+//! segment drop: [`Code::reusable`]). Then the committed heap is kept twice, in the instance and
+//! in [`Heap`]: a message that commits copies the instance's memory over the committed copy, one
+//! that does not (trap, limit, query, inspect_message) copies the committed copy back over the
+//! instance, or drops the instance when its memory grew (wasm memory cannot shrink). Either way
+//! a message costs one copy of the heap into memory already mapped, instead of instantiating and
+//! copying the heap in and out (page faults and all). Other modules get a fresh instance per
+//! message, loaded from the committed heap.
 //!
 //! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`), except
 //! the cycle balance, which a message that ran pays whether it commits or not (see
@@ -11,7 +21,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{Config, Engine, Extern, ExternType, FuncType, Linker, Module, Store, Val, ValType};
+use wasmtime::{
+    Config, Engine, Extern, ExternType, FuncType, Instance, Linker, Memory, Module, Store, Val,
+    ValType,
+};
 
 use crate::cost::{
     self, INSPECT_MESSAGE_LIMIT, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT,
@@ -63,6 +76,11 @@ pub(crate) struct Code {
     globals: Vec<String>,
     /// Export name of the linear memory, if the module has one.
     memory: Option<String>,
+    /// Whether an instance can be kept from one message to the next: nothing of it but its memory
+    /// and mutable globals can change (no start function, which a fresh instance would run again;
+    /// no `table.set/grow/fill/copy/init`, `elem.drop` or `data.drop`, whose effects a fresh
+    /// instance would not have).
+    reusable: bool,
 }
 
 impl Code {
@@ -209,21 +227,25 @@ impl Runtime {
             .exports()
             .find(|e| matches!(e.ty(), ExternType::Memory(_)))
             .map(|e| e.name().to_string());
+        let reusable = reusable(&rewritten.wasm)?;
         Ok(Code {
             wasm,
             module,
             globals,
             memory,
+            reusable,
         })
     }
 
-    /// Runs one entry point on a fresh instance of `code`, over `heap` (or the module's initial
-    /// heap when `None`) and `stable`. Returns the overlay for the caller to commit or roll back,
-    /// and the instructions used whatever the result (at most the limit), to charge cycles for.
+    /// Runs one entry point of `code` from `start` over `stable`; then, as `request.after` says,
+    /// writes the instance's heap into the committed [`Heap`] (if the message succeeded), or
+    /// restores the instance from it. Returns the overlay for the caller to commit or roll back,
+    /// the instructions used whatever the result (at most the limit), to charge cycles for, and
+    /// the instance if it holds the committed heap and may be kept for the next message.
     fn execute(
         &self,
         code: &Code,
-        heap: Option<&Heap>,
+        start: Start<'_>,
         stable: Overlay,
         system: SystemState,
         request: Request<'_>,
@@ -235,18 +257,62 @@ impl Runtime {
         state.self_id = CANISTER_ID.to_vec();
         state.freezing_threshold = request.freezing_threshold;
         state.fuel_start = request.limit;
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        let result = self.run(&mut store, code, heap, &request);
+        let (heap, warm, loaded) = match start {
+            Start::Initial(heap) => (heap, None, false),
+            Start::Committed(heap, warm) => (heap, warm, true),
+        };
+        let (mut store, instance) = match warm {
+            Some(Warm {
+                mut store,
+                instance,
+                memory,
+            }) => {
+                state.memory = memory;
+                *store.data_mut() = state;
+                let fuel = store.set_fuel(request.limit).map_err(host_error);
+                (store, fuel.map(|()| (instance, memory)))
+            }
+            None => {
+                let mut store = Store::new(&self.inner.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                let from = loaded.then_some(&*heap);
+                let instance = self.instantiate(&mut store, code, from, request.limit);
+                (store, instance)
+            }
+        };
+        let mut result = match &instance {
+            Ok((instance, _)) => self.call(&mut store, *instance, &request),
+            Err(e) => Err(e.clone()),
+        };
         let instructions = match &result {
-            Ok((_, _, instructions)) => *instructions,
+            Ok((_, instructions)) => *instructions,
             Err(RuntimeError::InstructionLimit { .. }) => request.limit,
             Err(_) => used(&store).min(request.limit),
         };
-        let state = store.into_data();
-        let result = result.map(|(outcome, heap, instructions)| Ran {
+        let mut live = instance.ok();
+        match (&result, request.after) {
+            (Ok(_), After::Commit) => {
+                if let Some((instance, memory)) = live
+                    && let Err(e) = save(&mut store, code, instance, memory, heap)
+                {
+                    result = Err(e);
+                    live = None;
+                }
+            }
+            // Back to the committed heap it was loaded from, if the instance may be kept.
+            (_, After::Commit | After::Rollback) if loaded && code.reusable => {
+                live = live.filter(|&(instance, memory)| {
+                    restore(&mut store, instance, memory, heap).is_ok()
+                });
+            }
+            _ => live = None,
+        }
+        if !code.reusable {
+            live = None;
+        }
+        let state = std::mem::replace(store.data_mut(), idle_state());
+        let result = result.map(|(outcome, instructions)| Ran {
             outcome,
-            heap,
             system: state.system,
             instructions,
             accepted: state.accepted,
@@ -256,22 +322,29 @@ impl Runtime {
             stable: state.stable,
             instructions,
             result,
+            warm: live.map(|(instance, memory)| Warm {
+                store,
+                instance,
+                memory,
+            }),
         }
     }
 
-    fn run(
+    /// Instantiates `code` in `store` and loads `heap` into it (`None`: the module's initial heap);
+    /// sets the store's fuel to `limit` for the message to start from.
+    fn instantiate(
         &self,
         store: &mut Store<MessageState>,
         code: &Code,
         heap: Option<&Heap>,
-        request: &Request<'_>,
-    ) -> Result<(Option<Outcome>, Heap, u64), RuntimeError> {
-        store.set_fuel(request.limit).map_err(host_error)?;
+        limit: u64,
+    ) -> Result<(Instance, Option<Memory>), RuntimeError> {
+        store.set_fuel(limit).map_err(host_error)?;
         let instance = self
             .inner
             .linker
             .instantiate(&mut *store, &code.module)
-            .map_err(|e| classify(store, e, request.limit))?;
+            .map_err(|e| classify(store, e, limit))?;
         let memory = code
             .memory
             .as_ref()
@@ -287,17 +360,21 @@ impl Runtime {
                 memory.grow(&mut *store, pages).map_err(host_error)?;
                 memory.data_mut(&mut *store).copy_from_slice(&heap.memory);
             }
-            for (name, value) in &heap.globals {
-                let global = instance
-                    .get_global(&mut *store, name)
-                    .ok_or_else(|| host_error(format!("saved global `{name}` is missing")))?;
-                global
-                    .set(&mut *store, to_val(*value))
-                    .map_err(host_error)?;
-            }
+            set_globals(store, instance, heap)?;
             // Re-instantiating is not part of the message: start it with a full budget.
-            store.set_fuel(request.limit).map_err(host_error)?;
+            store.set_fuel(limit).map_err(host_error)?;
         }
+        Ok((instance, memory))
+    }
+
+    /// Runs the request's export on `instance`, whose store holds the message's state and its
+    /// fuel.
+    fn call(
+        &self,
+        store: &mut Store<MessageState>,
+        instance: Instance,
+        request: &Request<'_>,
+    ) -> Result<(Option<Outcome>, u64), RuntimeError> {
         store.data_mut().limiter.counting = true;
         if let Some(func) = instance.get_func(&mut *store, request.export) {
             let func = func
@@ -317,21 +394,130 @@ impl Runtime {
                 debug_prints: store.data().debug_prints.clone(),
             });
         }
-        let mut saved = Heap {
-            memory: memory.map(|m| m.data(&*store).to_vec()).unwrap_or_default(),
-            globals: Vec::with_capacity(code.globals.len()),
-        };
-        for name in &code.globals {
-            let global = instance
-                .get_global(&mut *store, name)
-                .ok_or_else(|| host_error(format!("global `{name}` is missing")))?;
-            let value = from_val(global.get(&mut *store))
-                .ok_or_else(|| host_error(format!("global `{name}` cannot be saved")))?;
-            saved.globals.push((name.clone(), value));
-        }
         let outcome = store.data_mut().outcome.take();
-        Ok((outcome, saved, instructions))
+        Ok((outcome, instructions))
     }
+}
+
+/// What a store holds between messages.
+fn idle_state() -> MessageState {
+    MessageState::new(Context::Query, Overlay::default(), SystemState::default())
+}
+
+/// Writes the instance's memory and mutable globals into `heap` (the committed heap).
+fn save(
+    store: &mut Store<MessageState>,
+    code: &Code,
+    instance: Instance,
+    memory: Option<Memory>,
+    heap: &mut Heap,
+) -> Result<(), RuntimeError> {
+    let mut globals = Vec::with_capacity(code.globals.len());
+    for name in &code.globals {
+        let global = instance
+            .get_global(&mut *store, name)
+            .ok_or_else(|| host_error(format!("global `{name}` is missing")))?;
+        let value = from_val(global.get(&mut *store))
+            .ok_or_else(|| host_error(format!("global `{name}` cannot be saved")))?;
+        globals.push((name.clone(), value));
+    }
+    heap.globals = globals;
+    let data = memory.map(|m| m.data(&*store)).unwrap_or_default();
+    heap.memory.resize(data.len(), 0);
+    heap.memory.copy_from_slice(data);
+    Ok(())
+}
+
+/// Puts the instance back to `heap`; fails if its memory no longer has the heap's size (it grew:
+/// wasm memory cannot shrink).
+fn restore(
+    store: &mut Store<MessageState>,
+    instance: Instance,
+    memory: Option<Memory>,
+    heap: &Heap,
+) -> Result<(), RuntimeError> {
+    if let Some(memory) = memory {
+        let data = memory.data_mut(&mut *store);
+        if data.len() != heap.memory.len() {
+            return Err(host_error("the instance's memory grew"));
+        }
+        data.copy_from_slice(&heap.memory);
+    }
+    set_globals(store, instance, heap)
+}
+
+fn set_globals(
+    store: &mut Store<MessageState>,
+    instance: Instance,
+    heap: &Heap,
+) -> Result<(), RuntimeError> {
+    for (name, value) in &heap.globals {
+        let global = instance
+            .get_global(&mut *store, name)
+            .ok_or_else(|| host_error(format!("saved global `{name}` is missing")))?;
+        global
+            .set(&mut *store, to_val(*value))
+            .map_err(host_error)?;
+    }
+    Ok(())
+}
+
+/// Whether instances of `wasm` may be kept between messages (see [`Code::reusable`]).
+fn reusable(wasm: &[u8]) -> Result<bool, RuntimeError> {
+    use wasmtime::wasmparser::{BinaryReaderError, Operator, Parser, Payload};
+    let invalid = |e: BinaryReaderError| RuntimeError::InvalidModule(e.to_string());
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::StartSection { .. } => return Ok(false),
+            Payload::CodeSectionEntry(body) => {
+                let mut ops = body.get_operators_reader().map_err(invalid)?;
+                while !ops.eof() {
+                    if matches!(
+                        ops.read().map_err(invalid)?,
+                        Operator::TableSet { .. }
+                            | Operator::TableGrow { .. }
+                            | Operator::TableFill { .. }
+                            | Operator::TableCopy { .. }
+                            | Operator::TableInit { .. }
+                            | Operator::ElemDrop { .. }
+                            | Operator::DataDrop { .. }
+                    ) {
+                        return Ok(false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+/// A wasmtime instance of a canister's code kept between messages: its memory and mutable globals
+/// are the committed heap.
+pub(crate) struct Warm {
+    store: Store<MessageState>,
+    instance: Instance,
+    memory: Option<Memory>,
+}
+
+/// What a message starts from.
+enum Start<'a> {
+    /// The module's initial heap (install, post_upgrade); a commit writes the heap here.
+    Initial(&'a mut Heap),
+    /// The committed heap, and the instance that holds it if one was kept.
+    Committed(&'a mut Heap, Option<Warm>),
+}
+
+/// What becomes of the heap after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Committed if the message succeeds, else rolled back.
+    Commit,
+    /// Rolled back whatever happens (queries, inspect_message).
+    Rollback,
+    /// Neither: the instance is dropped (pre_upgrade: the new module's heap replaces it, and
+    /// the committed heap stays if the upgrade fails).
+    Discard,
 }
 
 /// Largest module after decompression (the replica's limit on an uncompressed module).
@@ -435,6 +621,8 @@ struct Request<'a> {
     limit: u64,
     /// The canister's freezing threshold as the message starts.
     freezing_threshold: u128,
+    /// What becomes of the heap.
+    after: After,
 }
 
 /// What [`Runtime::execute`] returns.
@@ -444,11 +632,12 @@ struct Executed {
     /// Instructions used, whatever the result (the limit when it was hit).
     instructions: u64,
     result: Result<Ran, RuntimeError>,
+    /// The instance, if it holds the committed heap and may be kept.
+    warm: Option<Warm>,
 }
 
 struct Ran {
     outcome: Option<Outcome>,
-    heap: Heap,
     system: SystemState,
     instructions: u64,
     /// Whether `canister_inspect_message` called `ic0.accept_message`.
@@ -481,7 +670,10 @@ enum Origin {
 pub struct Canister {
     pub(crate) runtime: Runtime,
     pub(crate) code: Code,
+    /// The committed heap.
     pub(crate) heap: Heap,
+    /// An instance of `code` holding `heap`, kept from the last message (see [`Warm`]).
+    pub(crate) warm: Option<Warm>,
     pub(crate) stable: StableMemory,
     pub(crate) system: SystemState,
 }
@@ -558,10 +750,12 @@ impl Canister {
             caller: sender,
             limit: INSTALL_LIMIT,
             freezing_threshold: 0,
+            after: After::Commit,
         };
+        let mut heap = Heap::default();
         let executed = runtime.execute(
             &code,
-            None,
+            Start::Initial(&mut heap),
             Overlay::new(StableMemory::default()),
             system,
             request,
@@ -575,7 +769,8 @@ impl Canister {
         let canister = Canister {
             runtime,
             code,
-            heap: ran.heap,
+            heap,
+            warm: executed.warm,
             stable: executed.stable.commit(),
             system,
         };
@@ -627,10 +822,12 @@ impl Canister {
                 caller: sender,
                 limit: INSTALL_LIMIT,
                 freezing_threshold,
+                after: After::Discard,
             };
-            let executed =
-                self.runtime
-                    .execute(&self.code, Some(&self.heap), overlay, system, request);
+            let start = Start::Committed(&mut self.heap, self.warm.take());
+            let executed = self
+                .runtime
+                .execute(&self.code, start, overlay, system, request);
             match executed.result {
                 Ok(ran) => {
                     overlay = executed.stable;
@@ -654,8 +851,14 @@ impl Canister {
             caller: sender,
             limit: INSTALL_LIMIT - instructions,
             freezing_threshold,
+            after: After::Commit,
         };
-        let executed = self.runtime.execute(&code, None, overlay, system, request);
+        // The old module's instance goes whatever happens (pre_upgrade ran on it).
+        self.warm = None;
+        let mut heap = Heap::default();
+        let executed =
+            self.runtime
+                .execute(&code, Start::Initial(&mut heap), overlay, system, request);
         let refund = cycles::execution_refund(
             INSTALL_LIMIT - instructions - executed.instructions,
             prepaid,
@@ -683,7 +886,8 @@ impl Canister {
         debug_prints.extend(ran.debug_prints);
         self.stable = executed.stable.commit();
         self.code = code;
-        self.heap = ran.heap;
+        self.heap = heap;
+        self.warm = executed.warm;
         self.system = ran.system;
         self.system.cycles = balance + refund;
         self.system.canister_version += 1;
@@ -802,15 +1006,14 @@ impl Canister {
             caller,
             limit: INSPECT_MESSAGE_LIMIT,
             freezing_threshold,
+            after: After::Rollback,
         };
         let overlay = Overlay::new(std::mem::take(&mut self.stable));
-        let executed = self.runtime.execute(
-            &self.code,
-            Some(&self.heap),
-            overlay,
-            self.system.clone(),
-            request,
-        );
+        let start = Start::Committed(&mut self.heap, self.warm.take());
+        let executed =
+            self.runtime
+                .execute(&self.code, start, overlay, self.system.clone(), request);
+        self.warm = executed.warm;
         self.stable = executed.stable.rollback();
         let refused = |reason: String, debug_prints: Vec<String>| RuntimeError::NotAccepted {
             method: method.to_string(),
@@ -894,15 +1097,18 @@ impl Canister {
             caller,
             limit,
             freezing_threshold,
+            after: if replicated {
+                After::Commit
+            } else {
+                After::Rollback
+            },
         };
         let overlay = Overlay::new(std::mem::take(&mut self.stable));
-        let executed = self.runtime.execute(
-            &self.code,
-            Some(&self.heap),
-            overlay,
-            self.system.clone(),
-            request,
-        );
+        let start = Start::Committed(&mut self.heap, self.warm.take());
+        let executed =
+            self.runtime
+                .execute(&self.code, start, overlay, self.system.clone(), request);
+        self.warm = executed.warm;
         let refund = cycles::execution_refund(limit - executed.instructions, prepaid);
         if replicated {
             self.system.time = self.system.time.saturating_add(TIME_STEP);
@@ -921,7 +1127,6 @@ impl Canister {
         };
         if replicated {
             self.stable = executed.stable.commit();
-            self.heap = ran.heap;
             let time = self.system.time;
             self.system = ran.system;
             self.system.time = time;

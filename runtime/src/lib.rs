@@ -33,10 +33,14 @@
 //!          ├─ heap (linear memory bytes + mutable globals)      committed state
 //!          ├─ stable memory (sparse 4 KiB pages)                committed state
 //!          └─ system state (time, controllers, certified data, timer, version, cycles)
-//! update:    [inspect_message on a throwaway instance] → charge fees →
-//!            fresh instance ← heap; stable overlay (copy-on-write) → run → commit or drop
+//! update:    [inspect_message, rolled back] → charge fees →
+//!            instance holding the heap; stable overlay (copy-on-write) → run → commit or drop
 //!            → refund unused execution cycles
 //! ```
+//!
+//! The instance is kept between messages when the module can change nothing of it but memory
+//! and globals: a message then costs one copy of the heap (the instance's over the committed
+//! copy on commit, the other way on a rollback), not an instantiation and two copies.
 
 mod canister;
 pub mod cost;

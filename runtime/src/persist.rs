@@ -202,6 +202,7 @@ impl Canister {
             runtime,
             code,
             heap: Heap { memory, globals },
+            warm: None,
             stable,
             system,
         })

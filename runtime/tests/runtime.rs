@@ -1192,3 +1192,86 @@ fn stable_memory_grows_up_to_its_limit_and_no_further() {
         None
     );
 }
+
+/// Runs `step` on a canister that keeps its instance between messages, and on a copy that is
+/// saved and loaded before every message (so every message instantiates the module afresh):
+/// both give the same results, instruction counts, cycles and state.
+#[test]
+fn a_kept_instance_runs_messages_as_a_fresh_one_does() {
+    type Step = fn(&mut Canister) -> Result<Execution, RuntimeError>;
+    let steps: Vec<(&str, Step)> = vec![
+        ("inc", |c| c.update("inc", &[], ALICE)),
+        ("inc_then_trap", |c| c.update("inc_then_trap", &[], ALICE)),
+        ("inc_query", |c| c.query("inc_query", &[], ALICE)),
+        ("inc", |c| c.update("inc", &[], ALICE)),
+        ("double_reply", |c| c.update("double_reply", &[], ALICE)),
+        ("no_reply", |c| c.update("no_reply", &[], ALICE)),
+        ("echo grows", |c| c.update("echo", &[7; 100_000], ALICE)),
+        ("get_mem", |c| c.query("get_mem", &[], ALICE)),
+        ("inc_then_unreachable", |c| {
+            c.update("inc_then_unreachable", &[], ALICE)
+        }),
+        // A query that grows memory: the kept instance cannot shrink back, so it is dropped.
+        ("zeros grows", |c| {
+            c.query("zeros", &300_000u32.to_le_bytes(), ALICE)
+        }),
+        ("inc", |c| c.update("inc", &[], ALICE)),
+        ("echo grows again", |c| {
+            c.update("echo", &[9; 200_000], ALICE)
+        }),
+        ("inc_then_trap", |c| c.update("inc_then_trap", &[], ALICE)),
+        ("get", |c| c.query("get", &[], ALICE)),
+        ("get_mem", |c| c.query("get_mem", &[], ALICE)),
+        ("get_stable", |c| c.query("get_stable", &[], ALICE)),
+    ];
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kept_instance");
+    let _ = std::fs::remove_dir_all(&root);
+    let runtime = Runtime::new().expect("runtime");
+    let (mut kept, _) =
+        Canister::install_on(&runtime, &wasm(COUNTER), &[], CONTROLLER).expect("install");
+    let fresh_dir = root.join("fresh");
+    kept.save(&fresh_dir).expect("save");
+    for (i, (name, step)) in steps.iter().enumerate() {
+        let mut fresh = Canister::load_on(&runtime, &fresh_dir).expect("load");
+        let from_fresh = step(&mut fresh);
+        let from_kept = step(&mut kept);
+        assert_eq!(from_kept, from_fresh, "step {i}: {name}");
+        fresh.save(&fresh_dir).expect("save");
+    }
+    assert_eq!(counters(&mut kept), [4, 4, 4]);
+    kept.save(&root.join("kept")).expect("save");
+    for file in ["heap.bin", "stable.bin", "canister.txt"] {
+        let read = |dir: &str| std::fs::read(root.join(dir).join(file)).expect("saved");
+        assert!(read("kept") == read("fresh"), "{file} differs");
+    }
+}
+
+/// A module that changes its table cannot keep its instance (a fresh instance starts from the
+/// module's table, as on the replica, which keeps only memory and globals): every message gets
+/// a fresh one, and the heap still commits.
+#[test]
+fn a_module_that_changes_its_table_gets_a_fresh_instance_every_message() {
+    let mut c = install(
+        r#"
+  (type $answer (func (result i32)))
+  (table 1 funcref)
+  (elem (i32.const 0) $one)
+  (elem declare func $two)
+  (func $one (result i32) (i32.const 1))
+  (func $two (result i32) (i32.const 2))
+  (func (export "canister_update swap")
+    (i32.store (i32.const 16) (i32.add (i32.load (i32.const 16)) (i32.const 1)))
+    (table.set (i32.const 0) (ref.func $two))
+    (call $reply_i32 (call_indirect (type $answer) (i32.const 0))))
+  (func (export "canister_query which")
+    (call $reply_i32 (call_indirect (type $answer) (i32.const 0))))
+  (func (export "canister_query get_mem") (call $reply_i32 (i32.load (i32.const 16))))
+"#,
+    );
+    for calls in 1..=2 {
+        assert_eq!(reply_u32(c.query("which", &[], ALICE)), 1);
+        assert_eq!(reply_u32(c.update("swap", &[], ALICE)), 2);
+        assert_eq!(reply_u32(c.query("which", &[], ALICE)), 1);
+        assert_eq!(reply_u32(c.query("get_mem", &[], ALICE)), calls);
+    }
+}
