@@ -1234,6 +1234,26 @@ impl Canister {
         self.system.stable_memory_limit = bytes;
     }
 
+    /// Replaces the canister's stable memory with `bytes`, its size rounded up to whole 64 KiB
+    /// pages, as loading a canister snapshot whose stable memory was uploaded does on the replica
+    /// (`upload_canister_snapshot_data`, `load_canister_snapshot`), but keeping the heap: what
+    /// the code keeps on its heap about stable memory is stale until an upgrade (whose
+    /// `post_upgrade` opens the new stable memory), so upgrade next. For tests that build a
+    /// canister's stable memory natively, with the canister's own code, instead of message by
+    /// message. Bumps the canister version. Refused, changing nothing, if the image is larger
+    /// than [`Canister::set_stable_memory_limit`] allows or than 500 GiB.
+    pub fn set_stable_memory(&mut self, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let max = cost::MAX_STABLE_PAGES * cost::WASM_PAGE;
+        let limit = self.system.stable_memory_limit.map_or(max, |l| l.min(max));
+        let size = (bytes.len() as u64).div_ceil(cost::WASM_PAGE) * cost::WASM_PAGE;
+        if size > limit {
+            return Err(RuntimeError::StableMemoryTooLarge { bytes: size, limit });
+        }
+        self.stable = StableMemory::from_bytes(bytes);
+        self.system.canister_version += 1;
+        Ok(())
+    }
+
     /// The cap set by [`Canister::set_stable_memory_limit`].
     pub fn stable_memory_limit(&self) -> Option<u64> {
         self.system.stable_memory_limit

@@ -135,6 +135,15 @@ pub enum RuntimeError {
         /// What inspect_message printed.
         debug_prints: Vec<String>,
     },
+    /// A stable memory image is larger than the canister's stable memory may be (its limit, or
+    /// the replica's 500 GiB); nothing changed.
+    #[error("a stable memory of {bytes} bytes is larger than the limit of {limit} bytes")]
+    StableMemoryTooLarge {
+        /// The image's size, rounded up to whole 64 KiB pages.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// wasmtime failed for a reason that is not the canister's (a host resource problem).
     #[error("runtime failure: {0}")]
     Host(String),

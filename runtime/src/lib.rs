@@ -25,6 +25,10 @@
 //! out of memory (or a memory allocation) does on the replica: `stable64_grow` and `stable_grow`
 //! return -1 past the cap.
 //!
+//! **Stable memory images.** [`Canister::set_stable_memory`] replaces stable memory with bytes
+//! built elsewhere (a test builds a large state natively with the canister's own code), as
+//! loading a snapshot would; the heap is kept, so an upgrade should follow.
+//!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
 //! [`Canister::load_on`]) to compile each module once per process.
 //!

@@ -31,6 +31,25 @@ impl StableMemory {
         self.size
     }
 
+    /// A stable memory holding `bytes`, its size rounded up to whole wasm pages (zeros after
+    /// `bytes`). Only pages that are not all zeros are stored.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let pages = bytes
+            .chunks(PAGE as usize)
+            .enumerate()
+            .filter(|(_, chunk)| chunk.iter().any(|&b| b != 0))
+            .map(|(index, chunk)| {
+                let mut page = zero_page();
+                page[..chunk.len()].copy_from_slice(chunk);
+                (index as u64, page)
+            })
+            .collect();
+        StableMemory {
+            size: (bytes.len() as u64).div_ceil(WASM_PAGE),
+            pages,
+        }
+    }
+
     /// Reads `buf.len()` bytes at `offset` (the caller checked the bounds).
     #[cfg(test)]
     pub fn read(&self, offset: u64, buf: &mut [u8]) {
@@ -205,6 +224,21 @@ mod tests {
         committed.read(0, &mut b);
         assert_eq!(b, [7, 0]);
         assert_eq!(committed.size_pages(), 1);
+    }
+
+    #[test]
+    fn an_image_reads_back_and_keeps_only_pages_that_are_not_zeros() {
+        let mut bytes = vec![0; 3 * PAGE as usize + 5];
+        bytes[1] = 1;
+        bytes[3 * PAGE as usize + 4] = 2;
+        let memory = StableMemory::from_bytes(&bytes);
+        assert_eq!(memory.size_pages(), 1);
+        assert_eq!(memory.pages.keys().copied().collect::<Vec<_>>(), [0, 3]);
+        let mut back = vec![9; WASM_PAGE as usize];
+        memory.read(0, &mut back);
+        bytes.resize(WASM_PAGE as usize, 0);
+        assert!(back == bytes);
+        assert_eq!(StableMemory::from_bytes(&[]), StableMemory::default());
     }
 
     #[test]

@@ -1275,3 +1275,37 @@ fn a_module_that_changes_its_table_gets_a_fresh_instance_every_message() {
         assert_eq!(reply_u32(c.query("get_mem", &[], ALICE)), calls);
     }
 }
+
+/// `set_stable_memory` replaces stable memory with an image (rounded up to whole pages) and keeps
+/// the heap; the image is saved with the canister; one larger than the limit changes nothing.
+#[test]
+fn a_stable_memory_image_replaces_stable_memory_and_keeps_the_heap() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stable_image");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = install(COUNTER);
+    reply(c.update("inc", &[], ALICE));
+    let version = c.canister_version();
+    let mut image = vec![0; 2 * 65_536 + 10];
+    image[..4].copy_from_slice(&41u32.to_le_bytes());
+    c.set_stable_memory(&image).expect("no limit");
+    assert_eq!(c.stable_size_pages(), 3);
+    assert_eq!(c.canister_version(), version + 1);
+    assert_eq!(counters(&mut c), [1, 1, 41]);
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 2);
+    assert_eq!(counters(&mut c), [2, 2, 42]);
+    c.save(&dir).expect("save");
+    let mut loaded = Canister::load(&dir).expect("load");
+    assert_eq!(counters(&mut loaded), [2, 2, 42]);
+    assert_eq!(loaded.stable_size_pages(), 3);
+
+    c.set_stable_memory_limit(Some(3 * 65_536));
+    assert_eq!(
+        c.set_stable_memory(&vec![1; 3 * 65_536 + 1]),
+        Err(RuntimeError::StableMemoryTooLarge {
+            bytes: 4 * 65_536,
+            limit: 3 * 65_536
+        })
+    );
+    assert_eq!(counters(&mut c), [2, 2, 42]);
+    assert_eq!(c.stable_size_pages(), 3);
+}
