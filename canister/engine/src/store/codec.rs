@@ -1,14 +1,20 @@
-//! Byte encodings of what the store keeps: plugin records and saved globals (layouts in the
+//! Byte encodings of what the store keeps: plugin records, saved globals, var keys and the meta
+//! cell (layouts in the
 //! module docs of `store`). Decoding panics on bytes the encoder did not write: stable memory is
 //! written only by this code, so that is a broken invariant, not user input.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use candid::Principal;
+use ic_stable_structures::Storable;
+use ic_stable_structures::storable::Bound;
 use plugin_host_api::InvokePolicy;
 use wasmi::Val;
 
-use super::PluginRecord;
+use super::{LAYOUT_VERSION, PluginRecord};
+
+const MAGIC: &[u8; 4] = b"PLGE";
 
 /// A mutable global's saved value: its value type tag and raw bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,4 +214,98 @@ impl<'a> Reader<'a> {
     fn principal(&mut self) -> Principal {
         Principal::try_from_slice(self.bytes()).expect("stored principals are valid")
     }
+}
+
+/// Key of a var: the plugin id (big-endian, so byte order is key order), then the var's key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct VarKey {
+    pub(super) id: u64,
+    pub(super) key: String,
+}
+
+impl VarKey {
+    pub(super) fn new(id: u64, key: &str) -> Self {
+        Self {
+            id,
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Storable for VarKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        let mut bytes = self.id.to_be_bytes().to_vec();
+        bytes.extend_from_slice(self.key.as_bytes());
+        Cow::Owned(bytes)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_bytes().into_owned()
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let (id, key) = bytes.split_at(8);
+        Self {
+            id: u64::from_be_bytes(id.try_into().expect("8 bytes")),
+            key: String::from_utf8(key.to_vec()).expect("var keys are utf-8"),
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Meta {
+    /// The layout the stored data is in (1 until its chunks are moved).
+    pub(super) version: u32,
+    pub(super) next_id: u64,
+}
+
+impl Storable for Meta {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        let mut w = Writer::default();
+        w.0.extend_from_slice(MAGIC);
+        w.u32(self.version);
+        w.u64(self.next_id);
+        Cow::Owned(w.0)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_bytes().into_owned()
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        assert_eq!(&bytes[..4], MAGIC, "not a plugin engine layout");
+        let mut r = Reader(&bytes[4..]);
+        let version = r.u32();
+        assert!(
+            (1..=LAYOUT_VERSION).contains(&version),
+            "unsupported engine layout version {version}"
+        );
+        Meta {
+            version,
+            next_id: r.u64(),
+        }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 16,
+        is_fixed_size: true,
+    };
+}
+
+impl Storable for PluginRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(encode_record(self))
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode_record(&self)
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        decode_record(&bytes)
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
 }

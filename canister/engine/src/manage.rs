@@ -1,0 +1,118 @@
+//! Changing installed plugins: uninstall, config, invoke policy, and the caps on what a
+//! plugin's settings hold.
+
+use std::collections::BTreeMap;
+
+use ic_stable_structures::Memory;
+use plugin_host_api::{InvokePolicy, LimitExceeded, ManageError};
+
+use crate::budget::limit;
+use crate::store::PluginRecord;
+use crate::{Engine, echo};
+
+impl<M: Memory + Clone> Engine<M> {
+    /// Removes a plugin and all its state; frees its code when no other plugin uses it.
+    pub fn uninstall(&mut self, name: &str) -> Result<(), ManageError> {
+        let record = self
+            .store
+            .record(name)
+            .ok_or_else(|| ManageError::UnknownPlugin { name: echo(name) })?;
+        self.reserve(self.store.layout_1_bytes(record.id))
+            .map_err(ManageError::StorageFull)?;
+        self.store.remove_record(name);
+        self.caches.remove_instance(name);
+        self.store.delete_state(record.id);
+        let freed = self.store.release_code_ref(record.code_sha256);
+        if freed {
+            self.caches.remove_module(&record.code_sha256);
+        }
+        if let Some(totals) = self.totals.get_mut() {
+            if let Some(count) = totals.plugins_by_owner.get_mut(&record.owner) {
+                *count = count.saturating_sub(1);
+            }
+            if freed {
+                totals.code_bytes = totals.code_bytes.saturating_sub(record.code_size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a plugin's config.
+    pub fn set_config(
+        &mut self,
+        name: &str,
+        config: BTreeMap<String, String>,
+        now_ns: u64,
+    ) -> Result<PluginRecord, ManageError> {
+        let policy = self.store.record(name).map(|r| r.invoke_policy);
+        if let Some(policy) = &policy {
+            self.check_settings(&config, policy)
+                .map_err(ManageError::LimitExceeded)?;
+        }
+        let info = self.update_record(name, now_ns, |r| r.config = config.clone())?;
+        if let Some(live) = self.caches.instance(name) {
+            live.host_mut().config = config;
+        }
+        Ok(info)
+    }
+
+    /// Replaces a plugin's invoke policy.
+    pub fn set_invoke_policy(
+        &mut self,
+        name: &str,
+        policy: InvokePolicy,
+        now_ns: u64,
+    ) -> Result<PluginRecord, ManageError> {
+        self.check_settings(&BTreeMap::new(), &policy)
+            .map_err(ManageError::LimitExceeded)?;
+        self.update_record(name, now_ns, |r| r.invoke_policy = policy)
+    }
+
+    fn update_record(
+        &mut self,
+        name: &str,
+        now_ns: u64,
+        change: impl FnOnce(&mut PluginRecord),
+    ) -> Result<PluginRecord, ManageError> {
+        let mut record = self
+            .store
+            .record(name)
+            .ok_or_else(|| ManageError::UnknownPlugin { name: echo(name) })?;
+        change(&mut record);
+        record.updated_at_ns = now_ns;
+        self.reserve(record.stored_bytes())
+            .map_err(ManageError::StorageFull)?;
+        self.store.put_record(&record);
+        Ok(record)
+    }
+
+    /// Config and invoke policy within the caps.
+    pub(crate) fn check_settings(
+        &self,
+        config: &BTreeMap<String, String>,
+        policy: &InvokePolicy,
+    ) -> Result<(), LimitExceeded> {
+        let limits = &self.limits;
+        if config.len() > limits.max_config_entries {
+            return Err(limit(
+                "config entries",
+                config.len() as u64,
+                limits.max_config_entries as u64,
+            ));
+        }
+        let bytes: usize = config.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes as u64 > limits.max_config_bytes {
+            return Err(limit("config bytes", bytes as u64, limits.max_config_bytes));
+        }
+        if let InvokePolicy::AllowList(list) = policy
+            && list.len() > limits.max_allow_list
+        {
+            return Err(limit(
+                "allow-list principals",
+                list.len() as u64,
+                limits.max_allow_list as u64,
+            ));
+        }
+        Ok(())
+    }
+}
