@@ -23,7 +23,7 @@ pub const ENGINE: StableMemories<MemoryId> = StableMemories {
     code: MemoryId::new(4),
     code_refs: MemoryId::new(5),
     // Engine layout 1's memory chunks, moved to chunk slots as plugins are next written.
-    pages: MemoryId::new(6),
+    layout_1_chunks: MemoryId::new(6),
     globals: MemoryId::new(7),
     vars: MemoryId::new(8),
     chunk_slots: MemoryId::new(9),

@@ -16,7 +16,7 @@
 //!                         hold (the record keeps them as of its last full write)
 //! globals     BTreeMap    plugin id u64            -> u32 count | per global: tag u8, bits u64 LE
 //! vars        BTreeMap    plugin id u64 BE ++ key (utf-8) -> value bytes
-//! pages       BTreeMap    layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB; a plugin's are
+//! layout_1_chunks BTreeMap layout 1's chunks, (plugin id u64, chunk u32) -> 4 KiB; a plugin's are
 //!                         moved to chunk_slots/chunk_data when it is next written (see below)
 //!
 //! PluginRecord: version u8 (=1) | id u64 | name str | owner bytes | code sha256 [32] |
@@ -27,10 +27,11 @@
 //! where str / bytes = u32 LE length, then the bytes; all integers little-endian.
 //! ```
 //!
-//! Layout 1 kept memory chunks as B-tree values (`pages`); layout 2 keeps them in slots written
-//! in place. Opening a layout-1 store moves nothing (an upgrade must not do work that grows with
-//! the state): a plugin's old chunks are read where they are and moved when the plugin's memory
-//! is next written or deleted; the meta says layout 2 once `pages` is empty.
+//! Layout 1 kept memory chunks as B-tree values (`layout_1_chunks`); layout 2 keeps them in slots
+//! written in place. Opening a layout-1 store moves nothing (an upgrade must not do work that
+//! grows with the state): a plugin's old chunks are read where they are and moved when the
+//! plugin's memory is next written or deleted; the meta says layout 2 once `layout_1_chunks` is
+//! empty.
 
 mod chunks;
 pub mod codec;
@@ -66,7 +67,7 @@ pub struct StableMemories<M> {
     /// Reference counts of module bytes.
     pub code_refs: M,
     /// Layout 1's plugin memory chunks (emptied as plugins are moved to layout 2).
-    pub pages: M,
+    pub layout_1_chunks: M,
     /// Where each stored memory chunk is in `chunk_data`.
     pub chunk_slots: M,
     /// Memory chunk contents, one 4 KiB slot each.
@@ -88,7 +89,7 @@ impl<M> StableMemories<M> {
             plugins,
             code,
             code_refs,
-            pages,
+            layout_1_chunks,
             chunk_slots,
             chunk_data,
             usage,
@@ -101,7 +102,7 @@ impl<M> StableMemories<M> {
             plugins,
             code,
             code_refs,
-            pages,
+            layout_1_chunks,
             chunk_slots,
             chunk_data,
             usage,
@@ -117,7 +118,7 @@ impl<M> StableMemories<M> {
             self.plugins,
             self.code,
             self.code_refs,
-            self.pages,
+            self.layout_1_chunks,
             self.chunk_slots,
             self.chunk_data,
             self.usage,
@@ -198,7 +199,7 @@ pub struct PluginStore<M: Memory> {
     chunk_data: ChunkData<M>,
     globals: StableBTreeMap<u64, Vec<u8>, M>,
     vars: StableBTreeMap<VarKey, Vec<u8>, M>,
-    layout_1_pages: StableBTreeMap<(u64, u32), Vec<u8>, M>,
+    layout_1_chunks: StableBTreeMap<(u64, u32), Vec<u8>, M>,
 }
 
 #[derive(Default)]
@@ -230,7 +231,7 @@ impl<M: Memory> PluginStore<M> {
             chunk_data: ChunkData::init(memories.chunk_data),
             globals: StableBTreeMap::init(memories.globals),
             vars: StableBTreeMap::init(memories.vars),
-            layout_1_pages: StableBTreeMap::init(memories.pages),
+            layout_1_chunks: StableBTreeMap::init(memories.layout_1_chunks),
         }
     }
 
@@ -395,7 +396,7 @@ impl<M: Memory> PluginStore<M> {
     /// The plugin's stored memory chunks (non-zero ones only), in index order.
     pub fn chunks(&self, id: u64) -> impl Iterator<Item = (u32, Vec<u8>)> + '_ {
         let old = self
-            .layout_1_pages
+            .layout_1_chunks
             .range((id, 0)..=(id, u32::MAX))
             .map(|entry| (entry.key().1, entry.value()));
         let slotted = self
@@ -426,21 +427,21 @@ impl<M: Memory> PluginStore<M> {
 
     /// Moves a plugin's layout-1 chunks into slots (once; nothing to do in a layout-2 store).
     fn move_layout_1_chunks(&mut self, id: u64) {
-        if self.layout_1_pages.is_empty() {
+        if self.layout_1_chunks.is_empty() {
             return;
         }
         let old: Vec<(u32, Vec<u8>)> = self
-            .layout_1_pages
+            .layout_1_chunks
             .range((id, 0)..=(id, u32::MAX))
             .map(|entry| (entry.key().1, entry.value()))
             .collect();
         for (index, bytes) in old {
-            self.layout_1_pages.remove(&(id, index));
+            self.layout_1_chunks.remove(&(id, index));
             let slot = self.chunk_data.allocate();
             self.chunk_slots.insert((id, index), slot);
             self.chunk_data.write(slot, &bytes);
         }
-        if self.layout_1_pages.is_empty() {
+        if self.layout_1_chunks.is_empty() {
             let next_id = self.meta.get().next_id;
             self.meta.set(Meta {
                 version: LAYOUT_VERSION,
@@ -451,10 +452,10 @@ impl<M: Memory> PluginStore<M> {
 
     /// Bytes a plugin's layout-1 chunks take when moved (0 in a layout-2 store).
     pub fn layout_1_bytes(&self, id: u64) -> u64 {
-        if self.layout_1_pages.is_empty() {
+        if self.layout_1_chunks.is_empty() {
             return 0;
         }
-        let chunks = self.layout_1_pages.range((id, 0)..=(id, u32::MAX)).count();
+        let chunks = self.layout_1_chunks.range((id, 0)..=(id, u32::MAX)).count();
         (chunks * CHUNK_BYTES) as u64
     }
 
