@@ -65,8 +65,11 @@ impl<M: Memory + Clone> Engine<M> {
             instruction_limit: self.instruction_limit(req.commit, req.instruction_limit),
         };
         self.make_room(Some((&record.name, record.code_sha256)));
-        self.warm_up(&record)
-            .map_err(|reason| not_run(InvokeError::InstantiationFailed { reason }))?;
+        self.warm_up(&record).map_err(|reason| {
+            not_run(InvokeError::InstantiationFailed {
+                reason: echo(&reason),
+            })
+        })?;
         let context = CallContext {
             caller: req.caller,
             time_ns: req.now_ns,

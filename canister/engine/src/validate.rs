@@ -7,6 +7,7 @@ use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef, ValType};
 
 use crate::abi::IMPORTS;
 use crate::budget::limit;
+use crate::echo;
 use crate::limits::Limits;
 
 /// Exports run once at install (reactor initialisers), never offered as plugin functions.
@@ -34,7 +35,7 @@ fn unsupported(feature: &str, reason: &str) -> InstallError {
 
 fn invalid(reason: impl ToString) -> InstallError {
     InstallError::InvalidWasm {
-        reason: reason.to_string(),
+        reason: echo(&reason.to_string()),
     }
 }
 
@@ -70,8 +71,8 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
                 for import in reader {
                     let import = import.map_err(invalid)?;
                     let forbidden = |reason: &str| InstallError::ForbiddenImport {
-                        module: import.module.to_owned(),
-                        name: import.name.to_owned(),
+                        module: echo(import.module),
+                        name: echo(import.name),
                         reason: reason.to_owned(),
                     };
                     let TypeRef::Func(index) = import.ty else {

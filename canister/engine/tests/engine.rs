@@ -1085,3 +1085,24 @@ fn installs_stop_at_the_plugin_and_code_caps() {
     engine.uninstall("a").expect("uninstall");
     install(&mut engine, "d", &counter());
 }
+
+/// Names from a module are echoed in errors cut short, so that no reply passes the IC's limit:
+/// an import name may be as long as wasm allows (100,000 bytes).
+#[test]
+fn names_from_a_module_are_echoed_cut() {
+    let mut engine = engine();
+    let long = "x".repeat(90_000);
+    let module = format!(
+        r#"(module (import "{long}" "{long}" (func)) (func (export "run") (result i32) (i32.const 0)))"#
+    );
+    match install_err(&mut engine, &module) {
+        InstallError::ForbiddenImport { module, name, .. } => {
+            assert_eq!(
+                (module.len(), name.len()),
+                (259, 259),
+                "256 bytes and an ellipsis"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
