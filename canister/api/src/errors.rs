@@ -312,6 +312,11 @@ pub enum InvokeError {
     /// The canister's cycles are below the reserve; only admins may invoke.
     #[error("{0}")]
     CyclesLow(CyclesLow),
+    /// `invoke_query` was called as an update (by another canister, or as ingress): as a query
+    /// it is free, but as an update it would make the canister pay for instructions that no
+    /// quota can count (nothing an update-called query does is kept), so only admins may.
+    #[error("invoke_query called as an update: call it as a query (only admins may call it so)")]
+    DryRunAsUpdate,
 }
 
 /// Why `uninstall`, `set_config` or `set_invoke_policy` failed.

@@ -5,8 +5,9 @@
 //! Refused: install methods without the install right, `set_settings` without admin rights,
 //! managing an existing plugin without the right to, invoking an existing plugin its policy
 //! closes to the caller, and (for callers who are not admins) invoking while the cycles are below
-//! the reserve or a quota is used up. Messages about plugins that do not exist pass, to get their
-//! typed error; so do the queries (called as updates they change nothing).
+//! the reserve or a quota is used up; `invoke_query` called as an update, unless by an admin.
+//! Messages about plugins that do not exist pass, to get their typed error; so do the other
+//! queries (called as updates they change nothing and cost little).
 
 use candid::utils::decode_args;
 
@@ -37,7 +38,10 @@ impl State {
                 Some(args) => self.may_invoke(message, &args.plugin),
                 None => false,
             },
-            "invoke_query" | "get" | "list" | "settings" | "stored_chunks" | "whoami" => true,
+            // Ingress only reaches a query as an update (replicated): as such invoke_query is
+            // for admins (see `State::invoke`); the others cost little and change nothing.
+            "invoke_query" => self.settings.is_admin(caller),
+            "get" | "list" | "settings" | "stored_chunks" | "whoami" => true,
             #[cfg(feature = "bench")]
             "bench_native" => true,
             _ => false,

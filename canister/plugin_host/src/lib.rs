@@ -55,6 +55,7 @@ fn message() -> Message {
         },
         now_ns: ic_cdk::api::time(),
         cycle_balance: ic_cdk::api::canister_cycle_balance(),
+        replicated: ic_cdk::api::in_replicated_execution(),
     }
 }
 

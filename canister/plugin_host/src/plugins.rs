@@ -26,6 +26,8 @@ pub struct Message {
     pub now_ns: u64,
     /// The canister's cycle balance.
     pub cycle_balance: u128,
+    /// Whether the message runs replicated (an update, or a query called as one).
+    pub replicated: bool,
 }
 
 /// What `install` and `install_chunked` have in common.
@@ -142,8 +144,9 @@ impl State {
 
     /// Runs `function` of `plugin`; its state persists if the call succeeds and `commit`.
     /// Callers who are not admins must find the cycles above the reserve and their quotas not
-    /// used up; a committing call's instructions count against them. `counter` reads the
-    /// message's instruction counter.
+    /// used up; a committing call's instructions count against them. A dry run (`!commit`) that
+    /// runs replicated is for admins only: nothing it does is kept, its instructions included,
+    /// so no quota could count what it costs. `counter` reads the message's instruction counter.
     pub fn invoke(
         &mut self,
         message: &Message,
@@ -161,6 +164,13 @@ impl State {
         let logs = options.logs.unwrap_or(false);
         let caller = message.caller;
         let admin = self.settings.is_admin(&caller);
+        if !commit && message.replicated && !admin {
+            return Err(InvokeFailure {
+                error: InvokeError::DryRunAsUpdate,
+                fuel_used: 0,
+                logs: Vec::new(),
+            });
+        }
         let quotas = self.settings.quotas.clone();
         // The quota left when the call starts, and the instruction limit it set.
         let mut quota = None;
