@@ -137,7 +137,8 @@ methods! {
         options: Option<InvokeOptions>
     ) -> Result<InvokeReply, InvokeFailure>;
     /// The same as `invoke` on the current state, committing nothing (a query method; called
-    /// from a canister it runs as a replicated call).
+    /// from a canister it runs as a replicated call, which only admins of `plugin_host` may
+    /// make: `InvokeError::DryRunAsUpdate` otherwise).
     query fn invoke_query(
         plugin: String,
         function: String,
