@@ -252,7 +252,10 @@ fn native_canister() -> (VectorMemory, Engine<VectorMemory>) {
     );
     plugin_host::chunks::ChunkStore::init(space.get(plugin_host::memory::CHUNKS));
     space
-        .reserve(2 * settings.0.len() as u64 + 65_536)
+        .reserve([(
+            plugin_host::memory::SETTINGS,
+            2 * settings.0.len() as u64 + 65_536,
+        )])
         .expect("room for the settings");
     cell.set(settings);
     (memory, engine)

@@ -87,8 +87,9 @@ impl<M: Memory + Clone> Engine<M> {
         };
         let outcome = match result.outcome {
             Ok(output) if req.commit => {
-                let bytes = pending.bytes(live) + self.store.layout_1_bytes(record.id);
-                match reserve(&self.space, bytes) {
+                let mut writes = pending.writes(live);
+                writes.chunks += self.store.layout_1_chunk_count(record.id);
+                match reserve(&self.space, &self.ids, writes) {
                     Ok(()) => {
                         live.commit(pending, &mut self.store, record.id);
                         record.calls += 1;

@@ -15,7 +15,7 @@ use crate::call::not_run;
 use crate::instance::{CompiledModule, LiveInstance};
 use crate::request::{InstallRequest, UpgradePluginRequest};
 use crate::store::PluginRecord;
-use crate::{Engine, echo, validate};
+use crate::{Engine, Writes, echo, validate};
 
 /// Whether `Engine::compile` validates every function body up front.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,8 +82,12 @@ impl<M: Memory + Clone> Engine<M> {
         } else {
             record.code_size
         };
-        self.reserve(code + live.initial_bytes() + record.stored_bytes())
-            .map_err(InstallError::StorageFull)?;
+        self.reserve(Writes {
+            code,
+            record: record.stored_bytes(),
+            ..live.initial_writes()
+        })
+        .map_err(InstallError::StorageFull)?;
         record.id = self.store.next_id();
         self.store.add_code_ref(sha256, req.wasm);
         live.save_initial(&mut self.store, record.id);
@@ -152,12 +156,13 @@ impl<M: Memory + Clone> Engine<M> {
         } else {
             req.wasm.len() as u64
         };
-        self.reserve(
-            code + live.initial_bytes()
-                + record.stored_bytes()
-                + self.store.layout_1_bytes(record.id),
-        )
-        .map_err(InstallError::StorageFull)?;
+        let mut writes = Writes {
+            code,
+            record: record.stored_bytes(),
+            ..live.initial_writes()
+        };
+        writes.chunks += self.store.layout_1_chunk_count(record.id);
+        self.reserve(writes).map_err(InstallError::StorageFull)?;
         // Commit: new code, the new instance's memory and globals, vars as the migration left them.
         self.store.add_code_ref(sha256, req.wasm);
         let freed = self.store.release_code_ref(old_sha);

@@ -11,6 +11,7 @@ use ic_stable_structures::Memory;
 use plugin_host_api::{InvokeError, InvokeFailure, LogEntry};
 use wasmi::{Global, Instance, Linker, Module, ResourceLimiter, Val};
 
+use crate::Writes;
 use crate::abi::{CallContext, HostState};
 use crate::budget::{self, CallBudget, InstructionMeter};
 use crate::limits::WASM_PAGE_BYTES;
@@ -52,25 +53,26 @@ impl CallResult {
     }
 }
 
-/// What a commit will write, known before it writes (to reserve stable memory for it).
+/// The chunks a call wrote, known before the commit writes them (to reserve stable memory).
 pub struct PendingCommit {
     dirty: Vec<usize>,
 }
 
 impl PendingCommit {
-    /// An upper bound of the bytes the commit writes.
-    pub fn bytes(&self, instance: &LiveInstance) -> u64 {
-        let vars: u64 = instance
-            .store
-            .data()
+    /// An upper bound of what the commit writes.
+    pub fn writes(&self, instance: &LiveInstance) -> Writes {
+        let host = instance.store.data();
+        let vars: u64 = host
             .vars_journal
             .keys()
-            .map(|key| {
-                let value = instance.store.data().vars.get(key).map_or(0, Vec::len);
-                (key.len() + value) as u64
-            })
+            .map(|key| (key.len() + host.vars.get(key).map_or(0, Vec::len)) as u64)
             .sum();
-        (self.dirty.len() * CHUNK_BYTES) as u64 + vars + 9 * instance.globals.len() as u64
+        Writes {
+            chunks: self.dirty.len() as u64,
+            vars,
+            globals: instance.globals_bytes(),
+            ..Writes::default()
+        }
     }
 }
 
@@ -287,9 +289,19 @@ impl LiveInstance {
         }
     }
 
-    /// An upper bound of the bytes [`LiveInstance::save_initial`] writes.
-    pub fn initial_bytes(&self) -> u64 {
-        self.memory_data().len() as u64 + self.host().var_bytes + 9 * self.globals.len() as u64
+    /// An upper bound of what [`LiveInstance::save_initial`] writes.
+    pub fn initial_writes(&self) -> Writes {
+        Writes {
+            chunks: self.memory_data().len().div_ceil(CHUNK_BYTES) as u64,
+            vars: self.host().var_bytes,
+            globals: self.globals_bytes(),
+            ..Writes::default()
+        }
+    }
+
+    /// Bytes of its saved globals.
+    fn globals_bytes(&self) -> u64 {
+        4 + 9 * self.globals.len() as u64
     }
 
     /// Replaces a fresh instance's state with the plugin's stored state.

@@ -76,9 +76,9 @@ pub use plugin_host_api::{
 // The chunks wasmi marks are the chunks the store keeps.
 const _: () = assert!(CHUNK_BYTES == wasmi::dirty::CHUNK_BYTES);
 
-/// Bytes reserved on top of twice what an operation writes: room for the B-tree nodes its
-/// inserts may split.
-const RESERVE_MARGIN: u64 = 256 * 1024;
+/// Bytes reserved in a B-tree on top of twice what an operation writes there: room for the nodes
+/// its inserts may split.
+const B_TREE_MARGIN: u64 = 64 * 1024;
 
 /// Longest text echoed back from a caller's or plugin's input in an error.
 const ECHO_BYTES: usize = 256;
@@ -89,6 +89,7 @@ pub struct Engine<M: Memory + Clone> {
     linker: Linker<HostState>,
     store: PluginStore<VirtualMemory<M>>,
     space: Rc<StableSpace<M>>,
+    ids: StableMemories<MemoryId>,
     limits: Limits,
     meter: Rc<dyn InstructionMeter>,
     caches: Caches,
@@ -127,6 +128,7 @@ impl<M: Memory + Clone> Engine<M> {
             linker,
             store: PluginStore::init(StableMemories::from_array(memories)),
             space,
+            ids,
             limits,
             meter,
             caches: Caches::default(),
@@ -225,8 +227,8 @@ impl<M: Memory + Clone> Engine<M> {
         f(totals)
     }
 
-    fn reserve(&self, bytes: u64) -> Result<(), StorageFull> {
-        reserve(&self.space, bytes)
+    fn reserve(&self, writes: Writes) -> Result<(), StorageFull> {
+        reserve(&self.space, &self.ids, writes)
     }
 
     fn host_state(
@@ -243,9 +245,46 @@ impl<M: Memory + Clone> Engine<M> {
     }
 }
 
-/// Reserves stable memory for writing `bytes` (see [`StableSpace::reserve`]).
-fn reserve<M: Memory + Clone>(space: &StableSpace<M>, bytes: u64) -> Result<(), StorageFull> {
-    space.reserve(2 * bytes + RESERVE_MARGIN)
+/// What an operation may write to stable memory, by structure: reserved before it writes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Writes {
+    /// Module bytes stored anew.
+    pub code: u64,
+    /// Bytes of a record written whole.
+    pub record: u64,
+    /// Memory chunks written (each 4 KiB in a slot, and an entry where the slot is found).
+    pub chunks: u64,
+    /// Bytes of vars (keys and values).
+    pub vars: u64,
+    /// Bytes of saved globals.
+    pub globals: u64,
+}
+
+/// Reserves stable memory for `writes` (see [`StableSpace::reserve`]): in each B-tree twice the
+/// bytes plus room for the nodes an insert may split, in chunk slots the chunks and the header.
+fn reserve<M: Memory + Clone>(
+    space: &StableSpace<M>,
+    ids: &StableMemories<MemoryId>,
+    writes: Writes,
+) -> Result<(), StorageFull> {
+    let tree = |bytes: u64| match bytes {
+        0 => 0,
+        bytes => 2 * bytes + B_TREE_MARGIN,
+    };
+    let chunk_data = match writes.chunks {
+        0 => 0,
+        chunks => (chunks + 2) * CHUNK_BYTES as u64,
+    };
+    space.reserve([
+        (ids.code, tree(writes.code)),
+        (ids.code_refs, tree(writes.code.min(1) * 40)),
+        (ids.plugins, tree(writes.record)),
+        (ids.usage, 24),
+        (ids.chunk_slots, tree(writes.chunks * 24)),
+        (ids.chunk_data, chunk_data),
+        (ids.globals, tree(writes.globals)),
+        (ids.vars, tree(writes.vars)),
+    ])
 }
 
 /// Text from a caller or a plugin, cut to [`ECHO_BYTES`] for an error reply.

@@ -8,7 +8,7 @@ use plugin_host_api::{InvokePolicy, LimitExceeded, ManageError};
 
 use crate::budget::limit;
 use crate::store::PluginRecord;
-use crate::{Engine, echo};
+use crate::{Engine, Writes, echo};
 
 impl<M: Memory + Clone> Engine<M> {
     /// Removes a plugin and all its state; frees its code when no other plugin uses it.
@@ -17,8 +17,11 @@ impl<M: Memory + Clone> Engine<M> {
             .store
             .record(name)
             .ok_or_else(|| ManageError::UnknownPlugin { name: echo(name) })?;
-        self.reserve(self.store.layout_1_bytes(record.id))
-            .map_err(ManageError::StorageFull)?;
+        self.reserve(Writes {
+            chunks: self.store.layout_1_chunk_count(record.id),
+            ..Writes::default()
+        })
+        .map_err(ManageError::StorageFull)?;
         self.store.remove_record(name);
         self.caches.remove_instance(name);
         self.store.delete_state(record.id);
@@ -80,8 +83,11 @@ impl<M: Memory + Clone> Engine<M> {
             .ok_or_else(|| ManageError::UnknownPlugin { name: echo(name) })?;
         change(&mut record);
         record.updated_at_ns = now_ns;
-        self.reserve(record.stored_bytes())
-            .map_err(ManageError::StorageFull)?;
+        self.reserve(Writes {
+            record: record.stored_bytes(),
+            ..Writes::default()
+        })
+        .map_err(ManageError::StorageFull)?;
         self.store.put_record(&record);
         Ok(record)
     }

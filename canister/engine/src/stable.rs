@@ -9,9 +9,9 @@
 //! [`StorageFull`] before anything is written.
 //!
 //! The manager gives each virtual memory whole buckets of [`BUCKET_PAGES`] pages, and grows the
-//! underlying memory only when it hands out a new bucket. A reservation of `bytes` assumes any
-//! one virtual memory may grow by `bytes` (a write may land in any of them), and counts, per
-//! memory, the new buckets that would take beyond what its last bucket has left.
+//! underlying memory only when it hands out a new bucket. A reservation names, per virtual
+//! memory, an upper bound of how much it may grow, and counts the new buckets that would take
+//! beyond what each memory's last bucket has left.
 
 use std::cell::RefCell;
 
@@ -55,21 +55,28 @@ impl<M: Memory + Clone> StableSpace<M> {
         self.manager.get(id)
     }
 
-    /// Makes sure that writes of up to `bytes` more to any of the handed-out memories will not
-    /// need to grow the underlying memory; grows it now if needed. Nothing else changes.
-    pub fn reserve(&self, bytes: u64) -> Result<(), StorageFull> {
-        let pages = bytes.div_ceil(WASM_PAGE_BYTES);
+    /// Makes sure that the memories named in `growth` may grow by up to the bytes given for each
+    /// without the underlying memory having to grow; grows it now if needed. Nothing else
+    /// changes. A refusal names the bytes asked for in all.
+    pub fn reserve(
+        &self,
+        growth: impl IntoIterator<Item = (MemoryId, u64)>,
+    ) -> Result<(), StorageFull> {
+        let handed_out = self.handed_out.borrow();
         let mut buckets = 0u64;
-        let mut extra = 0u64;
-        for id in self.handed_out.borrow().iter() {
-            let size = self.manager.get(*id).size();
-            let held = size.div_ceil(BUCKET_PAGES);
-            let left = held * BUCKET_PAGES - size;
-            buckets += held;
+        for id in handed_out.iter() {
+            buckets += self.manager.get(*id).size().div_ceil(BUCKET_PAGES);
+        }
+        let (mut extra, mut requested) = (0u64, 0u64);
+        for (id, bytes) in growth {
+            requested = requested.saturating_add(bytes);
+            let size = self.manager.get(id).size();
+            let left = size.div_ceil(BUCKET_PAGES) * BUCKET_PAGES - size;
+            let pages = bytes.div_ceil(WASM_PAGE_BYTES);
             extra += pages.saturating_sub(left).div_ceil(BUCKET_PAGES);
         }
         let full = || StorageFull {
-            requested_bytes: bytes,
+            requested_bytes: requested,
             stable_bytes: self.memory.size() * WASM_PAGE_BYTES,
         };
         let total = buckets.saturating_add(extra);
@@ -128,7 +135,10 @@ mod tests {
         let space = StableSpace::init(Capped(Rc::default(), 1 + 3 * BUCKET_PAGES));
         let a = space.get(MemoryId::new(0));
         let b = space.get(MemoryId::new(1));
-        space.reserve(100_000).expect("room for a bucket each");
+        let both = |bytes| [(MemoryId::new(0), bytes), (MemoryId::new(1), bytes)];
+        space
+            .reserve(both(100_000))
+            .expect("room for a bucket each");
         assert_eq!(space.memory.size(), 1 + 2 * BUCKET_PAGES);
         // Neither memory needs the underlying memory to grow for writes this large.
         assert_eq!(a.grow(2), 0);
@@ -136,14 +146,14 @@ mod tests {
         assert_eq!(space.memory.size(), 1 + 2 * BUCKET_PAGES);
         // Both still have room in their bucket for this much.
         space
-            .reserve(100 * WASM_PAGE_BYTES)
+            .reserve(both(100 * WASM_PAGE_BYTES))
             .expect("no growth needed");
         assert_eq!(space.memory.size(), 1 + 2 * BUCKET_PAGES);
         // A memory that would need a second bucket each does not fit in 3 buckets.
         assert_eq!(
-            space.reserve(200 * WASM_PAGE_BYTES),
+            space.reserve(both(200 * WASM_PAGE_BYTES)),
             Err(StorageFull {
-                requested_bytes: 200 * WASM_PAGE_BYTES,
+                requested_bytes: 400 * WASM_PAGE_BYTES,
                 stable_bytes: (1 + 2 * BUCKET_PAGES) * WASM_PAGE_BYTES,
             })
         );
@@ -152,5 +162,10 @@ mod tests {
             1 + 2 * BUCKET_PAGES,
             "a refusal changes nothing"
         );
+        // Growth of one memory alone needs a bucket for it alone.
+        space
+            .reserve([(MemoryId::new(0), 200 * WASM_PAGE_BYTES)])
+            .expect("one more bucket");
+        assert_eq!(space.memory.size(), 1 + 3 * BUCKET_PAGES);
     }
 }

@@ -34,11 +34,6 @@ pub const MAX_STORE_CHUNKS: usize = 1024;
 /// How long an uploaded chunk is kept if it is not installed: one hour.
 pub const CHUNK_TTL_NS: u64 = 3_600_000_000_000;
 
-/// Bytes an upload of `len` bytes may make the store write (for a reservation).
-pub fn upload_bytes(len: usize) -> u64 {
-    len as u64 + 128
-}
-
 /// Chunks stored per uploader.
 pub struct ChunkStore<M: Memory> {
     chunks: StableBTreeMap<ChunkKey, Vec<u8>, M>,

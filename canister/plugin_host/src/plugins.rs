@@ -136,7 +136,7 @@ impl State {
         self.settings
             .authorize_install(&message.caller)
             .map_err(ChunkError::NotAuthorized)?;
-        self.reserve(crate::chunks::upload_bytes(chunk.len()))
+        self.reserve_chunk(chunk.len() as u64)
             .map_err(ChunkError::StorageFull)?;
         self.chunks
             .upload(message.caller.principal, chunk, message.now_ns)

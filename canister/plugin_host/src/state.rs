@@ -41,16 +41,17 @@ impl State {
     /// Replaces the settings, in stable memory and in the heap copy.
     pub fn set_settings(&mut self, settings: Settings) -> Result<(), StorageFull> {
         let stored = StoredSettings::current(settings);
+        let bytes = stored.to_bytes().len() as u64;
         self.space
-            .reserve(2 * stored.to_bytes().len() as u64 + 65_536)?;
+            .reserve([(memory::SETTINGS, 2 * bytes + 65_536)])?;
         self.settings_cell.set(stored.clone());
         self.settings = stored.0;
         Ok(())
     }
 
-    /// Reserves stable memory for a write of up to `bytes` outside the engine (chunks).
-    pub fn reserve(&self, bytes: u64) -> Result<(), StorageFull> {
-        self.space.reserve(2 * bytes + 65_536)
+    /// Reserves stable memory for storing a chunk of `bytes`.
+    pub fn reserve_chunk(&self, bytes: u64) -> Result<(), StorageFull> {
+        self.space.reserve([(memory::CHUNKS, 2 * bytes + 65_536)])
     }
 
     /// Bytes of the canister's stable memory.

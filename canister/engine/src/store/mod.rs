@@ -57,6 +57,7 @@ const USAGE_BYTES: u64 = 24;
 pub const CHUNK_BYTES: usize = 4096;
 
 /// The stable memories the engine uses: one per structure, each from a fixed, never reused id.
+#[derive(Debug, Clone, Copy)]
 pub struct StableMemories<M> {
     /// Layout magic, version and id counter.
     pub meta: M,
@@ -450,13 +451,12 @@ impl<M: Memory> PluginStore<M> {
         }
     }
 
-    /// Bytes a plugin's layout-1 chunks take when moved (0 in a layout-2 store).
-    pub fn layout_1_bytes(&self, id: u64) -> u64 {
+    /// How many layout-1 chunks a plugin has left to move (0 in a layout-2 store).
+    pub fn layout_1_chunk_count(&self, id: u64) -> u64 {
         if self.layout_1_chunks.is_empty() {
             return 0;
         }
-        let chunks = self.layout_1_chunks.range((id, 0)..=(id, u32::MAX)).count();
-        (chunks * CHUNK_BYTES) as u64
+        self.layout_1_chunks.range((id, 0)..=(id, u32::MAX)).count() as u64
     }
 
     /// Chunk slots in use (stored non-zero chunks of all plugins).

@@ -123,7 +123,7 @@ fn a_layout_1_store_moves_a_plugins_chunks_when_it_is_next_written() {
     assert_eq!(store.layout_version(), 1);
     assert_eq!(store.chunks(0).collect::<Vec<_>>(), vec![(0, chunk(9))]);
     assert_eq!(store.chunks(2).collect::<Vec<_>>(), vec![(5, chunk(8))]);
-    assert_eq!(store.layout_1_bytes(2), CHUNK_BYTES as u64);
+    assert_eq!(store.layout_1_chunk_count(2), 1);
     assert_eq!(store.next_id(), 3);
     // Writing a plugin's memory moves its chunks first.
     store.put_chunk(2, 6, &chunk(7));
@@ -131,7 +131,7 @@ fn a_layout_1_store_moves_a_plugins_chunks_when_it_is_next_written() {
         store.chunks(2).collect::<Vec<_>>(),
         vec![(5, chunk(8)), (6, chunk(7))]
     );
-    assert_eq!(store.layout_1_bytes(2), 0);
+    assert_eq!(store.layout_1_chunk_count(2), 0);
     assert_eq!(store.layout_version(), 1, "plugin 0 has not moved yet");
     // Deleting a plugin's state moves (then frees) what it had; with nothing left, layout 2.
     store.delete_state(0);
