@@ -314,3 +314,100 @@ fn settings_show_what_the_canister_holds_and_its_caps() {
     assert_eq!(view.caps.memory_pages, 1024);
     assert_eq!(view.caps.module_bytes, 8 * 1024 * 1024);
 }
+
+/// `invoke_query` sent as an update (`call` with [`CallKind::Update`]): as ingress, or from a
+/// canister with [`Route::FromCanister`]. The canister runs it replicated.
+fn dry_run_as_update(
+    host: &mut PluginHost,
+    caller: candid::Principal,
+    plugin: &str,
+    function: &str,
+) -> Result<
+    Result<plugin_host_api::InvokeReply, plugin_host_api::InvokeFailure>,
+    plugin_host_local::client::CallError,
+> {
+    let args = (
+        plugin,
+        function,
+        ByteBuf::from(Vec::new()),
+        None::<plugin_host_api::InvokeOptions>,
+    );
+    host.call::<_, (Result<_, _>,)>(CallKind::Update, "invoke_query", args, caller)
+        .map(|(reply,)| reply)
+}
+
+#[test]
+fn invoke_query_called_as_an_update_is_for_admins_and_commits_nothing() {
+    let mut host = host();
+    install(&mut host, alice(), "counter", plugin("counter"));
+    assert_eq!(ok(&mut host, "counter", "increment", ""), "1");
+    assert_eq!(ok(&mut host, "counter", "increment", ""), "2");
+    let before = host
+        .get(alice(), "counter")
+        .expect("query")
+        .expect("installed");
+    // Neither the plugin's owner nor anyone else who is not an admin may have the canister pay for
+    // a dry run: as ingress, inspect_message refuses it; from a canister, the endpoint does.
+    for caller in [alice(), bob()] {
+        refused_both_ways(
+            &mut host,
+            |host| dry_run_as_update(host, caller, "counter", "increment"),
+            |reply| matches!(reply, Err(f) if matches!(f.error, InvokeError::DryRunAsUpdate)),
+        );
+    }
+    // An admin may, both ways: the dry run's reply, and nothing of it kept.
+    for route in [Route::Ingress, Route::FromCanister] {
+        host.set_route(route);
+        let balance = host.canister().cycle_balance();
+        let reply = dry_run_as_update(&mut host, admin(), "counter", "increment")
+            .expect("message")
+            .expect("a dry run");
+        assert_eq!(reply.output.as_slice(), b"3", "{route:?}");
+        assert!(reply.fuel_used > 0);
+        assert!(
+            host.canister().cycle_balance() < balance,
+            "{route:?}: the canister paid for it"
+        );
+    }
+    host.set_route(Route::Ingress);
+    let after = host
+        .get(alice(), "counter")
+        .expect("query")
+        .expect("installed");
+    assert_eq!(after.calls, before.calls, "no call counted");
+    assert_eq!(after.fuel_used_total, before.fuel_used_total);
+    assert_eq!(after.memory_pages, before.memory_pages);
+    let get = |host: &mut PluginHost, caller| {
+        let reply = host
+            .invoke(CallKind::Query, caller, "counter", "get", b"", None)
+            .expect("query")
+            .expect("get");
+        String::from_utf8(reply.output.into_vec()).expect("utf-8")
+    };
+    assert_eq!(
+        get(&mut host, bob()),
+        "2",
+        "the plugin's state is unchanged"
+    );
+
+    // As a query it is still for anyone the plugin's policy admits, admin or not.
+    for caller in [alice(), bob(), admin()] {
+        let reply = host
+            .invoke(CallKind::Query, caller, "counter", "increment", b"", None)
+            .expect("query")
+            .expect("a dry run");
+        assert_eq!(reply.output.as_slice(), b"3");
+    }
+    host.set_invoke_policy(alice(), "counter", InvokePolicy::AllowList(vec![bob()]))
+        .expect("message")
+        .expect("the owner sets the policy");
+    let carol = plugin_host_local::identity::principal("carol");
+    assert!(matches!(
+        host.invoke(CallKind::Query, carol, "counter", "get", b"", None)
+            .expect("query"),
+        Err(f) if matches!(f.error, InvokeError::NotAuthorized(_))
+    ));
+    assert_eq!(get(&mut host, bob()), "2");
+    // And the count goes on from where the committed calls left it.
+    assert_eq!(ok(&mut host, "counter", "increment", ""), "3");
+}

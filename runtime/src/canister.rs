@@ -3,7 +3,7 @@
 //! Every message runs on a wasmtime instance holding the committed heap (memory bytes and every
 //! mutable global), with a copy-on-write overlay over stable memory. On success the instance's
 //! heap and the overlay become the committed state; on a trap, an instruction-limit overrun or a
-//! query, both are dropped.
+//! query (called as a query, or as an update: a replicated query), both are dropped.
 //!
 //! The instance is kept from one message to the next ([`Warm`]) when the module cannot change
 //! anything of an instance but its memory and globals (no start function, no table mutation, no
@@ -17,7 +17,8 @@
 //!
 //! Invariant: `Canister`'s fields change only when a message commits (and `advance_time`), except
 //! the cycle balance, which a message that ran pays whether it commits or not (see
-//! [`crate::cycles`]), and `deposit_cycles` adds to.
+//! [`crate::cycles`]), and `deposit_cycles` adds to, and the time and canister version, which a
+//! replicated query moves on as any replicated message does.
 
 use std::sync::{Arc, Mutex};
 
@@ -912,6 +913,42 @@ impl Canister {
     ///    ([`RuntimeError::OutOfCycles`] if that cannot be paid: the induction fee is kept);
     /// 4. the method runs: committed if it replies or rejects, rolled back if it traps or runs out
     ///    of instructions; either way the unused part of the prepaid execution is refunded.
+    ///
+    /// **A query method called as an update.** When the canister exports no
+    /// `canister_update <method>` but exports `canister_query <method>`, that runs as a
+    /// *replicated query*, as on the IC; with neither, [`RuntimeError::MissingMethod`] (kind
+    /// "update"). A replicated query is an ingress message like any other (steps 1 to 3:
+    /// inspect_message, induction fee, prepaid execution) but:
+    ///
+    /// - it runs replicated (`ic0.in_replicated_execution` is 1) with the System API of the
+    ///   replica's `ApiType::ReplicatedQuery`: no timer, no certified data, replies of at most
+    ///   2 MiB;
+    /// - its instruction limit is a query's, [`QUERY_LIMIT`] (5 B), and so is the execution it
+    ///   prepays: [`cycles::execution_cost`] of 5 B, the unused part refunded, so it pays
+    ///   5 M + 1 per instruction used, as an update does;
+    /// - nothing it does is kept, whatever its outcome: heap, globals and stable memory are
+    ///   rolled back as after a query; only the cycles it paid are gone, and the canister
+    ///   version is bumped if it did not trap (time moves on, as after any replicated message).
+    ///
+    /// As the replica has it (`dfinity/ic`):
+    /// `rs/execution_environment/src/execution/replicated_query.rs` at
+    /// `60b08a9ebd232653917a9c0d420849bb1059aa68` (`execute_replicated_query`: prepay the
+    /// execution for the message limit, run on clones of the execution and system state, refund
+    /// the unused instructions, return the canister as it was; a composite query is refused), and
+    /// its successor, `rs/execution_environment/src/execution/call_or_task.rs` at
+    /// `0180e76cfba8893e84ef08386bf95d1d06449801` (`CanisterCallOrTask::Query`: only the system
+    /// state modifications are applied, heap delta 0);
+    /// `rs/execution_environment/src/execution_environment.rs` (`execute_canister_input` at
+    /// `00439e1d2ccf1537bcbd5830958a044ee27965fc`: a query method gets
+    /// `max_instructions_per_query_message`, 5 B in `rs/config/src/subnet_config.rs`; before,
+    /// `max_instructions_per_message_without_dts`, also 5 B at
+    /// `002d5530aeb1ef1ed362d7f9c3c5529b8ec1cafe`);
+    /// `rs/embedders/src/wasmtime_embedder/system_api.rs` at
+    /// `0180e76cfba8893e84ef08386bf95d1d06449801` (`ApiType::ReplicatedQuery`: what it may
+    /// call, `in_replicated_execution` 1, `max_reply_size` of an inter-canister payload; its
+    /// `take_system_state_modifications` keeps only cycles and logs, and bumps the canister
+    /// version when it did not trap); `rs/execution_environment/src/execution/inspect_message.rs`
+    /// (inspect_message runs for every ingress message, whatever the method's kind).
     pub fn update(
         &mut self,
         method: &str,
@@ -924,7 +961,9 @@ impl Canister {
     /// Runs `canister_update <method>` as a call from another canister `caller`: no
     /// `canister_inspect_message` (it only filters ingress messages) and no ingress induction fee
     /// (the calling canister pays for sending); the execution is paid as in
-    /// [`Canister::update`]. The call carries no cycles.
+    /// [`Canister::update`]. The call carries no cycles. Inter-canister calls are always
+    /// replicated: a query method (`canister_query <method>`, no `canister_update <method>`) runs
+    /// as a replicated query, as in [`Canister::update`].
     pub fn update_from_canister(
         &mut self,
         method: &str,
@@ -934,8 +973,9 @@ impl Canister {
         self.message(Context::Update, Origin::Canister, method, arg, caller)
     }
 
-    /// Runs `canister_query <method>`; nothing it does is kept, and it is free (a non-replicated
-    /// query).
+    /// Runs `canister_query <method>` as a query call; nothing it does is kept, and it is free (a
+    /// non-replicated query: `ic0.in_replicated_execution` is 0). To call it as an update (a
+    /// replicated query), use [`Canister::update`] or [`Canister::update_from_canister`].
     pub fn query(
         &mut self,
         method: &str,
@@ -1053,18 +1093,10 @@ impl Canister {
         caller: &[u8],
     ) -> Result<Execution, RuntimeError> {
         check_payload(arg)?;
-        let (export, kind, limit) = match context {
-            Context::Query => (format!("canister_query {method}"), "query", QUERY_LIMIT),
-            Context::Timer => ("canister_global_timer".to_string(), "timer", UPDATE_LIMIT),
-            _ => (format!("canister_update {method}"), "update", UPDATE_LIMIT),
-        };
-        if self.code.module.get_export(&export).is_none() {
-            return Err(RuntimeError::MissingMethod {
-                kind,
-                method: method.to_string(),
-            });
-        }
+        let (context, export, limit) = self.entry_point(context, method)?;
+        // Everything but a query call runs replicated and pays; updates and timers commit.
         let replicated = context != Context::Query;
+        let commits = matches!(context, Context::Update | Context::Timer);
         let freezing_threshold = self.freezing_threshold();
         let before = self.system.cycles;
         let mut induction = 0;
@@ -1097,7 +1129,7 @@ impl Canister {
             caller,
             limit,
             freezing_threshold,
-            after: if replicated {
+            after: if commits {
                 After::Commit
             } else {
                 After::Rollback
@@ -1125,7 +1157,7 @@ impl Canister {
                 return Err(e);
             }
         };
-        if replicated {
+        if commits {
             self.stable = executed.stable.commit();
             let time = self.system.time;
             self.system = ran.system;
@@ -1133,6 +1165,11 @@ impl Canister {
             self.system.canister_version += 1;
         } else {
             self.stable = executed.stable.rollback();
+            // The replica bumps the version after a replicated query that did not trap, and
+            // keeps nothing else it did but its cycles.
+            if replicated {
+                self.system.canister_version += 1;
+            }
         }
         self.system.cycles = balance + refund;
         let cycles = induction + prepaid - refund;
@@ -1155,6 +1192,45 @@ impl Canister {
                 instructions: ran.instructions,
                 debug_prints: ran.debug_prints,
             }),
+        }
+    }
+
+    /// What a message runs: its context, export and instruction limit. An update call of a
+    /// method the canister exports only as `canister_query` runs it as a replicated query.
+    fn entry_point(
+        &self,
+        context: Context,
+        method: &str,
+    ) -> Result<(Context, String, u64), RuntimeError> {
+        let exports = |name: &str| self.code.module.get_export(name).is_some();
+        let missing = |kind| RuntimeError::MissingMethod {
+            kind,
+            method: method.to_string(),
+        };
+        match context {
+            Context::Query => {
+                let export = format!("canister_query {method}");
+                exports(&export)
+                    .then_some((context, export, QUERY_LIMIT))
+                    .ok_or_else(|| missing("query"))
+            }
+            Context::Timer => {
+                let export = "canister_global_timer".to_string();
+                exports(&export)
+                    .then_some((context, export, UPDATE_LIMIT))
+                    .ok_or_else(|| missing("timer"))
+            }
+            _ => {
+                let update = format!("canister_update {method}");
+                let query = format!("canister_query {method}");
+                if exports(&update) {
+                    Ok((context, update, UPDATE_LIMIT))
+                } else if exports(&query) {
+                    Ok((Context::ReplicatedQuery, query, QUERY_LIMIT))
+                } else {
+                    Err(missing("update"))
+                }
+            }
         }
     }
 

@@ -25,7 +25,13 @@
 //!   instruction limit is prepaid before it runs, and [`execution_refund`] of the instructions it
 //!   did not use is given back after, whether it succeeded or trapped. The net is
 //!   `5_000_000 + instructions used` cycles;
-//! - nothing for a query (non-replicated queries are free on the IC) nor for
+//! - for a query method called as an update (a *replicated query*, by ingress or by another
+//!   canister): the same as an update, ingress induction included, but prepaid for a query's
+//!   instruction limit (5 B), as `execute_replicated_query` in
+//!   `rs/execution_environment/src/execution/replicated_query.rs` (at
+//!   `60b08a9ebd232653917a9c0d420849bb1059aa68`) prepays and refunds; the net is again
+//!   `5_000_000 + instructions used`, and these cycles are all it keeps;
+//! - nothing for a query call (non-replicated queries are free on the IC) nor for
 //!   `canister_inspect_message`.
 //!
 //! A charge may not take the balance below the [`freezing_threshold`]: the cycles the canister's

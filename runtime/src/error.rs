@@ -19,7 +19,8 @@ pub enum Outcome {
     Done,
 }
 
-/// A completed message. Its state changes are committed unless it was a query.
+/// A completed message. Its state changes are committed unless it was a query (called as a query,
+/// or as an update: a replicated query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
     /// Reply, reject, or done.
@@ -27,7 +28,8 @@ pub struct Execution {
     /// Instructions used (an estimate of the replica's count, see [`crate::cost`]).
     pub instructions: u64,
     /// Cycles the message took from the balance: the ingress induction fee (ingress updates) plus
-    /// the execution fee, 5 M + 1 per instruction used (see [`crate::cycles`]). 0 for a query.
+    /// the execution fee, 5 M + 1 per instruction used (see [`crate::cycles`]); a query method
+    /// called as an update (a replicated query) pays the same. 0 for a query call.
     pub cycles: u128,
     /// Instructions `canister_inspect_message` used to accept this message (0 when it did not
     /// run: not an ingress update, or the canister does not export it). Not part of
@@ -61,7 +63,9 @@ pub enum RuntimeError {
         /// What the canister printed before the limit was hit.
         debug_prints: Vec<String>,
     },
-    /// The canister exports no `canister_update <method>` / `canister_query <method>`.
+    /// The canister exports no such method: kind "update" when it exports neither
+    /// `canister_update <method>` nor `canister_query <method>` (a query method called as an
+    /// update runs as a replicated query), "query" when it exports no `canister_query <method>`.
     #[error("Canister has no {kind} method '{method}'")]
     MissingMethod {
         /// "update" or "query".

@@ -11,7 +11,7 @@
 //! [`Canister::deposit_cycles`]) that messages spend as on a 13-node application subnet, with the
 //! replica's fees ([`cycles`]): an ingress update pays its induction fee, and updates, timers,
 //! installs and upgrades prepay their execution for their instruction limit and get the unused part
-//! back, trap or not; queries are free. A message the balance cannot pay above the freezing
+//! back, trap or not; query calls are free. A message the balance cannot pay above the freezing
 //! threshold is refused with [`RuntimeError::OutOfCycles`]. [`Execution::cycles`] is what a
 //! message paid; `ic0.canister_cycle_balance128` shows the balance after the message's fees.
 //!
@@ -19,7 +19,12 @@
 //! `canister_inspect_message`, that runs first (free, under 200 M instructions, nothing it does
 //! kept) and must call `ic0.accept_message`, or the update is refused with
 //! [`RuntimeError::NotAccepted`] before it runs or pays. [`Canister::update_from_canister`] is an
-//! inter-canister call: no inspect_message, no ingress fee. Queries are never inspected.
+//! inter-canister call: no inspect_message, no ingress fee. Query calls are never inspected.
+//!
+//! **Replicated queries.** An update call (ingress or from a canister) of a method the canister
+//! exports only as `canister_query` runs that query replicated, as the IC does: inspected and
+//! charged like an update (with a query's 5 B instruction limit), `ic0.in_replicated_execution`
+//! 1, and nothing it does kept but the cycles it paid (see [`Canister::update`]).
 //!
 //! **Memory that runs out.** [`Canister::set_stable_memory_limit`] caps stable memory as a subnet
 //! out of memory (or a memory allocation) does on the replica: `stable64_grow` and `stable_grow`
@@ -39,7 +44,7 @@
 //!          └─ system state (time, controllers, certified data, timer, version, cycles)
 //! update:    [inspect_message, rolled back] → charge fees →
 //!            instance holding the heap; stable overlay (copy-on-write) → run → commit or drop
-//!            → refund unused execution cycles
+//!            (a replicated query always drops) → refund unused execution cycles
 //! ```
 //!
 //! The instance is kept between messages when the module can change nothing of it but memory

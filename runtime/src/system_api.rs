@@ -4,6 +4,11 @@
 //! may be called in the current [`Context`], and traps (returns an error wasmtime turns into a trap)
 //! on any misuse, as the replica does. Addresses are wasm32 (`i32`), stable-memory offsets `i64`.
 //! Every function this runtime provides is defined in [`linker`]; nothing else is.
+//!
+//! Which function is available in which context follows the replica's `SystemApiImpl`
+//! (`rs/embedders/src/wasmtime_embedder/system_api.rs` in `dfinity/ic`, read at commit
+//! `0180e76cfba8893e84ef08386bf95d1d06449801`, where each `ic0_*` matches on `ApiType`); the
+//! trap text is its `"\"<function>\" cannot be executed in <mode> mode"`.
 
 use wasmtime::{AsContext, Caller, Engine, Linker, Memory, ResourceLimiter};
 
@@ -22,8 +27,17 @@ pub enum Context {
     PostUpgrade,
     /// `canister_update <name>`.
     Update,
-    /// `canister_query <name>`.
+    /// `canister_query <name>`, non-replicated (a query call).
     Query,
+    /// `canister_query <name>` called as an update (an ingress update call, or a call from
+    /// another canister): a replicated query. It runs replicated
+    /// (`ic0.in_replicated_execution` is 1) and may use what the replica's
+    /// `ApiType::ReplicatedQuery` allows: the argument, caller, replies of up to 2 MiB (an
+    /// update's limit, not a query's 3 MiB), the message's cycles, `msg_deadline`, stable memory;
+    /// not `global_timer_set` nor `certified_data_set` (nor calls, which this runtime does not
+    /// provide), and not what only `canister_inspect_message` may call. See
+    /// [`crate::Canister::update`] for what it is charged and what it keeps.
+    ReplicatedQuery,
     /// `canister_global_timer`.
     Timer,
     /// `canister_inspect_message`: an ingress update asks to be accepted (non-replicated, never
@@ -39,6 +53,7 @@ impl Context {
             Context::PostUpgrade => "post_upgrade",
             Context::Update => "update",
             Context::Query => "query",
+            Context::ReplicatedQuery => "replicated query",
             Context::Timer => "global timer",
             Context::InspectMessage => "inspect message",
         }
@@ -231,15 +246,19 @@ const WITH_ARG: &[Context] = &[
     Context::PostUpgrade,
     Context::Update,
     Context::Query,
+    Context::ReplicatedQuery,
     Context::InspectMessage,
 ];
-const REPLYING: &[Context] = &[Context::Update, Context::Query];
+const REPLYING: &[Context] = &[Context::Update, Context::Query, Context::ReplicatedQuery];
 /// Only `canister_inspect_message` (method name, accept_message).
 const INSPECT: &[Context] = &[Context::InspectMessage];
 /// Where a message can carry cycles: the replica allows `msg_cycles_*` in updates and in
 /// replicated queries and callbacks, not in non-replicated queries, init, upgrade hooks, timers
 /// or inspect_message.
-const WITH_CYCLES: &[Context] = &[Context::Update];
+const WITH_CYCLES: &[Context] = &[Context::Update, Context::ReplicatedQuery];
+/// What may change the canister's system state (timer, certified data): not a query, replicated
+/// or not (the replica refuses `global_timer_set` and `certified_data_set` in
+/// `ApiType::ReplicatedQuery` too), nor inspect_message.
 const NOT_QUERY: &[Context] = &[
     Context::Init,
     Context::PreUpgrade,
@@ -599,6 +618,8 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     )?;
     l.func_wrap("ic0", "in_replicated_execution", |mut c: C<'_>| -> R<i32> {
         charge(&mut c, cost::API_DEFAULT, 0)?;
+        // 1 in updates, replicated queries, timers, init and upgrade hooks; 0 in (non-replicated)
+        // queries and inspect_message, as the replica's `ic0_in_replicated_execution` answers.
         Ok(i32::from(!matches!(
             c.data().context,
             Context::Query | Context::InspectMessage

@@ -255,13 +255,29 @@ fn no_reply_is_an_error_but_commits_like_the_replica() {
 #[test]
 fn missing_method() {
     let mut c = install(COUNTER);
+    let balance = c.cycle_balance();
+    // Neither `canister_update nope` nor `canister_query nope`, whichever way it is called.
+    for result in [
+        c.update("nope", &[], ALICE),
+        c.update_from_canister("nope", &[], &CANISTER_ID),
+    ] {
+        assert_eq!(
+            result,
+            Err(RuntimeError::MissingMethod {
+                kind: "update",
+                method: "nope".into()
+            })
+        );
+    }
+    // An update method is no query.
     assert_eq!(
-        c.update("get", &[], ALICE),
+        c.query("inc", &[], ALICE),
         Err(RuntimeError::MissingMethod {
-            kind: "update",
-            method: "get".into()
+            kind: "query",
+            method: "inc".into()
         })
     );
+    assert_eq!(c.cycle_balance(), balance, "nothing ran, nothing was paid");
 }
 
 #[test]
@@ -1201,6 +1217,8 @@ fn a_kept_instance_runs_messages_as_a_fresh_one_does() {
     type Step = fn(&mut Canister) -> Result<Execution, RuntimeError>;
     let steps: Vec<(&str, Step)> = vec![
         ("inc", |c| c.update("inc", &[], ALICE)),
+        // A query called as an update: replicated, and rolled back like a query.
+        ("inc_query as update", |c| c.update("inc_query", &[], ALICE)),
         ("inc_then_trap", |c| c.update("inc_then_trap", &[], ALICE)),
         ("inc_query", |c| c.query("inc_query", &[], ALICE)),
         ("inc", |c| c.update("inc", &[], ALICE)),
@@ -1216,6 +1234,13 @@ fn a_kept_instance_runs_messages_as_a_fresh_one_does() {
             c.query("zeros", &300_000u32.to_le_bytes(), ALICE)
         }),
         ("inc", |c| c.update("inc", &[], ALICE)),
+        // A replicated query that grows memory drops the kept instance too.
+        ("zeros as update grows", |c| {
+            c.update_from_canister("zeros", &200_000u32.to_le_bytes(), &CANISTER_ID)
+        }),
+        ("inc_query from a canister", |c| {
+            c.update_from_canister("inc_query", &[], &CANISTER_ID)
+        }),
         ("echo grows again", |c| {
             c.update("echo", &[9; 200_000], ALICE)
         }),
@@ -1308,4 +1333,202 @@ fn a_stable_memory_image_replaces_stable_memory_and_keeps_the_heap() {
     );
     assert_eq!(counters(&mut c), [2, 2, 42]);
     assert_eq!(c.stable_size_pages(), 3);
+}
+
+// ---- Queries called as updates (replicated queries) ----
+
+/// The counter, with a query that replies what `ic0.in_replicated_execution` says, and one that
+/// increments the counters (global, heap, stable memory) and replies the canister's balance.
+const REPLICATED: &str = r#"
+  (func (export "canister_query replicated") (call $reply_i32 (call $replicated)))
+  (func (export "canister_query inc_balance")
+    (call $inc)
+    (call $balance (i32.const 0))
+    (call $append (i32.const 0) (i32.const 16))
+    (call $reply))
+"#;
+
+fn install_replicated() -> Canister {
+    let imports = format!(
+        r#"(import "ic0" "in_replicated_execution" (func $replicated (result i32)))
+           {CYCLES_IMPORTS}"#
+    );
+    let module = wasm_importing(&imports, &format!("{COUNTER}{REPLICATED}"));
+    Canister::install(&module, &[], CONTROLLER)
+        .expect("install succeeds")
+        .0
+}
+
+#[test]
+fn a_query_called_as_an_update_runs_replicated() {
+    let mut c = install_replicated();
+    assert_eq!(reply_u32(c.query("replicated", &[], ALICE)), 0);
+    assert_eq!(reply_u32(c.update("replicated", &[], ALICE)), 1);
+    assert_eq!(
+        reply_u32(c.update_from_canister("replicated", &[], &CANISTER_ID)),
+        1
+    );
+    // The caller is the update's.
+    assert_eq!(reply(c.update("caller", &[], &[9; 29])), vec![9; 29]);
+}
+
+#[test]
+fn a_query_called_as_an_update_keeps_nothing() {
+    let mut c = install_replicated();
+    reply(c.update("inc", &[], ALICE));
+    let version = c.canister_version();
+    let time = c.time();
+    // Each sees the committed counters and increments them; nothing of it is kept.
+    for _ in 0..3 {
+        assert_eq!(reply_u32(c.update("inc_query", &[], ALICE)), 2);
+        assert_eq!(
+            reply_u32(c.update_from_canister("inc_query", &[], &CANISTER_ID)),
+            2
+        );
+    }
+    assert_eq!(counters(&mut c), [1, 1, 1]);
+    // Nor is the heap a replicated query grows.
+    let heap = c.heap_size();
+    reply(c.update("zeros", &200_000u32.to_le_bytes(), ALICE));
+    assert_eq!(c.heap_size(), heap, "its memory.grow is rolled back");
+    // As on the replica, the version moves on after each one that did not trap, and time
+    // passes as after any replicated message.
+    assert_eq!(c.canister_version(), version + 7);
+    assert_eq!(c.time(), time + 7 * TIME_STEP);
+    // An update after them sees what the last update committed.
+    assert_eq!(reply_u32(c.update("inc", &[], ALICE)), 2);
+    assert_eq!(counters(&mut c), [2, 2, 2]);
+}
+
+#[test]
+fn a_query_called_as_an_update_is_charged_like_an_update() {
+    let mut c = install_replicated();
+    let balance = c.cycle_balance();
+    // Ingress: the induction fee, and the execution prepaid for a query's 5 B instructions, the
+    // unused part refunded: 5 M + 1 per instruction used.
+    let prepaid = 5_000_000 + 5_000_000_000;
+    let e = c.update("inc_balance", &[7; 10], ALICE).expect("runs");
+    let Outcome::Reply(seen) = &e.outcome else {
+        panic!("{e:?}")
+    };
+    let seen = u128::from_le_bytes(seen.clone().try_into().expect("16 bytes"));
+    assert_eq!(seen, balance - induction("inc_balance", &[7; 10]) - prepaid);
+    let fee = induction("inc_balance", &[7; 10]) + execution(e.instructions);
+    assert_eq!(e.cycles, fee);
+    assert_eq!(c.cycle_balance(), balance - fee, "only the cycles are kept");
+    assert_eq!(
+        cycles::execution_cost(5_000_000_000),
+        prepaid,
+        "the prepaid execution"
+    );
+    // From a canister: no induction fee.
+    let balance = c.cycle_balance();
+    let e = c
+        .update_from_canister("inc_balance", &[], &CANISTER_ID)
+        .expect("runs");
+    assert_eq!(e.cycles, execution(e.instructions));
+    assert_eq!(c.cycle_balance(), balance - e.cycles);
+    // As a query call, free.
+    let balance = c.cycle_balance();
+    reply(c.query("inc_balance", &[], ALICE));
+    assert_eq!(c.cycle_balance(), balance);
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn a_query_called_as_an_update_has_the_query_limit_and_the_update_reply_limit() {
+    let mut c = install(COUNTER);
+    let balance = c.cycle_balance();
+    let version = c.canister_version();
+    // The instruction limit is a query's 5 B, all paid when it runs out.
+    let arg = (1u32 << 31).to_le_bytes();
+    assert!(matches!(
+        c.update("loop_query", &arg, ALICE),
+        Err(RuntimeError::InstructionLimit {
+            limit: 5_000_000_000,
+            ..
+        })
+    ));
+    assert_eq!(
+        c.cycle_balance(),
+        balance - induction("loop_query", &arg) - 5_000_000 - 5_000_000_000
+    );
+    // Replies are capped as an update's are, at 2 MiB (a query call may reply 3 MiB).
+    let two = 2u32 * 1024 * 1024;
+    assert_eq!(
+        reply(c.update("zeros", &two.to_le_bytes(), ALICE)).len(),
+        two as usize
+    );
+    assert_eq!(
+        c.update("zeros", &(two + 1).to_le_bytes(), ALICE),
+        Err(RuntimeError::ReplyTooLarge {
+            size: two as usize + 1,
+            limit: two as usize
+        })
+    );
+    assert_eq!(
+        reply(c.query("zeros", &(two + 1).to_le_bytes(), ALICE)).len(),
+        two as usize + 1
+    );
+    // Only the one that replied moved the version on.
+    assert_eq!(c.canister_version(), version + 1);
+    assert_eq!(counters(&mut c), [0, 0, 0]);
+}
+
+#[test]
+fn a_query_called_as_an_update_has_the_replicas_system_api() {
+    // No timer and no certified data, as in any query; message cycles, as in an update.
+    let mut c = install_system();
+    assert_eq!(
+        trap_message(c.update("certify_in_query", &[], ALICE)),
+        "\"ic0_certified_data_set\" cannot be executed in replicated query mode"
+    );
+    assert_eq!(c.certified_data(), b"");
+    let body = r#"
+      (func (export "canister_query cycles_query")
+        (call $cycles_available (i32.const 0))
+        (call $append (i32.const 0) (i32.const 16))
+        (call $reply))
+      (func (export "canister_query timer_query")
+        (drop (call $timer_set (i64.const 1)))
+        (call $reply))
+      (func (export "canister_query deadline_query") (call $reply_i64 (call $deadline)))
+    "#;
+    let (mut c, _) =
+        Canister::install(&wasm_importing(AVAILABILITY, body), &[], CONTROLLER).expect("installs");
+    assert_eq!(reply(c.update("cycles_query", &[], ALICE)), vec![0; 16]);
+    assert_eq!(
+        trap_message(c.update("timer_query", &[], ALICE)),
+        "\"ic0_global_timer_set\" cannot be executed in replicated query mode"
+    );
+    assert_eq!(c.global_timer(), 0);
+    assert_eq!(reply_u64(c.update("deadline_query", &[], ALICE)), 0);
+}
+
+#[test]
+fn a_query_called_as_an_update_by_ingress_is_inspected() {
+    let mut c = install_inspect();
+    let balance = c.cycle_balance();
+    let version = c.canister_version();
+    // inspect_message refuses methods starting with `r`: `r_get` as an ingress update is refused
+    // before it runs or pays.
+    let (reason, instructions, _) = not_accepted(c.update("r_get", &[], ALICE));
+    assert_eq!(
+        reason,
+        "Canister lxzze-o7777-77777-aaaaa-cai rejected the message"
+    );
+    assert!(instructions > 0);
+    assert_eq!(c.cycle_balance(), balance);
+    assert_eq!(c.canister_version(), version);
+    // Accepted: inspected, then charged as an update.
+    let e = c.update("get", &[], ALICE).expect("accepted");
+    assert_eq!(e.outcome, Outcome::Reply(0u32.to_le_bytes().to_vec()));
+    assert!(e.inspect_instructions > 0);
+    assert_eq!(e.cycles, induction("get", &[]) + execution(e.instructions));
+    // Another canister, or a query call, is not inspected.
+    let e = c
+        .update_from_canister("r_get", &[], &CANISTER_ID)
+        .expect("runs");
+    assert_eq!(e.inspect_instructions, 0);
+    assert_eq!(reply_u32(c.query("r_get", &[], ALICE)), 0);
 }
