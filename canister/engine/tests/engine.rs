@@ -1106,3 +1106,41 @@ fn names_from_a_module_are_echoed_cut() {
         other => panic!("{other:?}"),
     }
 }
+
+/// What the engine keeps of a module that uses references without changing them: a table filled
+/// by an element segment and an immutable `funcref` global. Calls through both keep working
+/// after a failed call and after the caches are dropped (as after an upgrade).
+#[test]
+fn tables_and_reference_globals_that_never_change_survive_failures_and_restores() {
+    let plugin = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) {HELPERS}
+             (type $answer (func (result i64)))
+             (table 2 funcref)
+             (elem (i32.const 0) $seven $eleven)
+             (global $pick funcref (ref.func $eleven))
+             (elem declare func $eleven)
+             (func $seven (result i64) (i64.const 7))
+             (func $eleven (result i64) (i64.const 11))
+             (func (export "through_table") (result i32)
+               (call $output_u64 (i64.add (call_indirect (type $answer) (i32.const 0))
+                                          (call_indirect (type $answer) (i32.const 1))))
+               (i32.const 0))
+             (func (export "through_global") (result i32)
+               (call $output_u64 (i64.extend_i32_u (ref.is_null (global.get $pick))))
+               (i32.const 0))
+             (func (export "fail") (result i32) unreachable))"#
+    );
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "refs", &plugin);
+    assert_eq!(ok_u64(&mut engine, "refs", "through_table"), 18);
+    assert!(matches!(
+        err(&mut engine, "refs", "fail"),
+        InvokeError::Trap { .. }
+    ));
+    assert_eq!(ok_u64(&mut engine, "refs", "through_table"), 18);
+    drop(engine);
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "refs", "through_table"), 18);
+    assert_eq!(ok_u64(&mut engine, "refs", "through_global"), 0, "not null");
+}
