@@ -1,4 +1,4 @@
-//! Project automation (`cargo xtask <command>`): build, demo, test, bench.
+//! Project automation (`cargo xtask <command>`): build, demo, test, fuzz, bench.
 //!
 //! Every command installs what it needs first (the wasm target, the ic-wasm tool, the plugin
 //! toolchains), so it works on a fresh machine.
@@ -20,6 +20,9 @@ commands:
   build-plugins   build only the example plugins into target/plugins/
   demo            build, deploy the canister locally, install and invoke the example plugins
   test            build, then run every test (the command CI runs)
+  fuzz [--cases N] [--seed S] [--target T] [--case K]
+                  run the fuzz targets (engine, differential, candid, store; crate fuzz/)
+                  with seeded random cases; --case replays one saved failure
   bench [--save | P1 … P7]
                   build (with the bench build of the canister), then run the instruction
                   benchmarks: all of them (--save writes benches/results.tsv) or those parts";
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         "build-plugins" => plugins::build(&root),
         "demo" => build(&root).and_then(|()| demo(&root)),
         "test" => build(&root).and_then(|()| test(&root)),
+        "fuzz" => fuzz(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
         "bench" => build(&root)
             .and_then(|()| canister::build_bench(&root))
             .and_then(|_| bench(&root)),
@@ -91,8 +95,41 @@ fn test(root: &Path) -> Result<(), String> {
              not run)"
         );
     }
+    // The fuzz targets with a fixed seed and each target's default budget (about a minute).
+    println!("xtask: fuzzing with seed {CI_FUZZ_SEED}, each target's default budget");
+    let fuzzed = fuzz(root, &["--seed".to_owned(), CI_FUZZ_SEED.to_string()]);
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    Ok(())
+    fuzzed
+}
+
+/// The seed `cargo xtask test` fuzzes with (a fixed budget, so CI runs the same cases each time).
+const CI_FUZZ_SEED: u64 = 0;
+
+/// Runs the fuzzer (`fuzz/`, release build) with `args`; the candid target needs the canister
+/// module, built first if it is missing.
+fn fuzz(root: &Path, args: &[String]) -> Result<(), String> {
+    let candid = match args.iter().position(|a| a == "--target") {
+        Some(at) => args
+            .get(at + 1)
+            .is_some_and(|t| t == "all" || t.split(',').any(|t| t == "candid")),
+        None => true,
+    };
+    if candid && !root.join("target/dist/plugin_host.wasm.gz").exists() {
+        canister::build(root)?;
+    }
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "plugin-host-fuzz",
+            "--bin",
+            "plugin-host-fuzz",
+            "--",
+        ])
+        .args(args))
 }
 
 /// The name prefix of the PocketIC tests (module `on_pocket_ic` of `tests/pocket_ic.rs`). They
