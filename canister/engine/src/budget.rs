@@ -59,7 +59,8 @@ impl FuelAccount {
         self.granted = self.limit;
     }
 
-    fn remaining(&self) -> u64 {
+    /// Fuel not handed out yet.
+    pub fn remaining(&self) -> u64 {
         self.limit - self.granted
     }
 
@@ -132,9 +133,16 @@ pub fn run(
                 return finish(store, Err(RunError::Wasm(trap.into_host_error())));
             }
             // Compiling the called function itself (lazily, before it starts) can run out of the
-            // first slice: nothing ran yet, so call again with more fuel.
+            // first slice: nothing ran yet, so call again with another slice on top, or end out
+            // of fuel when none is left (how much compiling needs is not known here).
             Err(e) if is_out_of_fuel(&e) => {
-                let more = budget.fuel_slice.max(store.get_fuel().unwrap_or(0));
+                let left = store.get_fuel().unwrap_or(0);
+                let more = left.saturating_add(
+                    budget
+                        .fuel_slice
+                        .min(store.data().call.fuel.remaining())
+                        .max(1),
+                );
                 if let Err(e) = next_slice(store, budget, meter, more) {
                     return finish(store, Err(e));
                 }
