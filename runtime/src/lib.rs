@@ -33,6 +33,8 @@
 //! **Stable memory images.** [`Canister::set_stable_memory`] replaces stable memory with bytes
 //! built elsewhere (a test builds a large state natively with the canister's own code), as
 //! loading a snapshot would; the heap is kept, so an upgrade should follow.
+//! [`Canister::stable_memory`] and [`Canister::stable_memory_pages`] read it back whole (to
+//! compare two canisters' stable memories, or keep one as a golden snapshot).
 //!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
 //! [`Canister::load_on`]) to compile each module once per process.
@@ -55,6 +57,7 @@ mod canister;
 pub mod cost;
 pub mod cycles;
 mod error;
+mod image;
 mod persist;
 mod stable;
 mod system_api;
@@ -64,3 +67,4 @@ pub use canister::{
     Runtime, TIME_STEP, unsupported_imports,
 };
 pub use error::{CANISTER_REJECT, Execution, LoadError, Outcome, RuntimeError};
+pub use image::STABLE_PAGE_BYTES;
