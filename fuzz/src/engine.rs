@@ -241,25 +241,33 @@ fn limits(rng: &mut Rng) -> Limits {
         } else {
             defaults.max_module_bytes
         },
-        max_plugin_functions: rng.range(1, 8) as usize,
-        max_export_name_bytes: rng.range(8, 64) as usize,
+        max_plugin_functions: if rng.chance(1, 8) {
+            rng.range(1, 8)
+        } else {
+            12
+        } as usize,
+        max_export_name_bytes: if rng.chance(1, 8) {
+            rng.range(4, 16)
+        } else {
+            64
+        } as usize,
         max_memory_pages,
-        max_table_elements: *rng.pick(&[10, 100, 1000]),
+        max_table_elements: *rng.pick(&[100, 1000, 1000]),
         max_output_bytes: *rng.pick(&[0, 1, 8, 100, 4096]),
         max_error_bytes: *rng.pick(&[0, 4, 100]),
         max_arena_bytes: *rng.pick(&[16, 256, 4096, 65_536]),
         max_arena_blocks: *rng.pick(&[1, 2, 8, 100]),
         max_var_bytes: *rng.pick(&[0, 16, 256, 4096]),
         max_log_bytes: *rng.pick(&[0, 16, 256]),
-        default_fuel: *rng.pick(&[100, 10_000, 1_000_000]),
-        max_fuel: 50_000_000,
+        default_fuel: *rng.pick(&[100, 10_000, 1_000_000, 1_000_000]),
+        max_fuel: 5_000_000,
         fuel_slice: *rng.pick(&[50, 1_000, 100_000, 5_000_000]),
         update_instruction_limit: *rng.pick(&[1_000, 1_000_000, 30_000_000_000]),
         query_instruction_limit: *rng.pick(&[1_000, 1_000_000, 4_000_000_000]),
         install_fuel: *rng.pick(&[100, 10_000, 1_000_000]),
-        max_config_entries: rng.range(0, 3) as usize,
-        max_config_bytes: *rng.pick(&[0, 8, 100]),
-        max_allow_list: rng.range(0, 3) as usize,
+        max_config_entries: if rng.chance(1, 8) { 0 } else { 3 },
+        max_config_bytes: *rng.pick(&[8, 100, 1000]),
+        max_allow_list: if rng.chance(1, 8) { 0 } else { 3 },
         max_plugins: rng.range(1, 5),
         max_plugins_per_owner: rng.range(1, 4),
         max_code_bytes: if rng.chance(1, 4) {
@@ -642,7 +650,19 @@ fn invoke(
     };
     let record = h.engine.get(&name);
     let function = match &record {
-        Some(record) if !rng.chance(1, 20) => rng.pick(&record.functions).clone(),
+        Some(record) if !rng.chance(1, 20) => {
+            // Half the calls go to a wrapper that returns 0 (and so commits when it finishes).
+            let wrappers: Vec<&String> = record
+                .functions
+                .iter()
+                .filter(|f| f.starts_with("ok_"))
+                .collect();
+            if !wrappers.is_empty() && rng.chance(1, 2) {
+                (*rng.pick(&wrappers)).clone()
+            } else {
+                rng.pick(&record.functions).clone()
+            }
+        }
         _ => "missing".to_owned(),
     };
     let input = match rng.below(4) {

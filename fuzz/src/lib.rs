@@ -71,10 +71,10 @@ impl Target {
     /// all four (what `cargo xtask test` runs).
     pub fn default_cases(self) -> u64 {
         match self {
-            Target::Engine => 150,
-            Target::Differential => 400,
-            Target::Candid => 250,
-            Target::Store => 1500,
+            Target::Engine => 250,
+            Target::Differential => 250,
+            Target::Candid => 400,
+            Target::Store => 3000,
         }
     }
 }

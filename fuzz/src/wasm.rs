@@ -7,7 +7,8 @@
 //!   the differential run against wasmtime.
 //!
 //! Then [`rewrite`] removes what install refuses (instructions that change tables or drop
-//! segments, mutable reference globals) in a way both engines see alike, and may add a *reader*:
+//! segments, mutable reference globals) in a way both engines see alike, and may add wrappers
+//! `ok_<f>` (call `f`, return 0: a call that finishes commits) and a *reader*:
 //! an exported `() -> i32` function that returns an FNV-1a hash of the module's whole state
 //! (memory size and bytes, every mutable numeric global). It needs no import: its hash is the
 //! return code, so the engine answers `PluginError { code: hash }` (or success when it is 0).
@@ -289,6 +290,26 @@ impl Rewriter<'_> {
             .is_some_and(|(ty, mutable)| *mutable && !is_numeric(*ty))
     }
 
+    /// The exported `() -> i32` functions that get a wrapper `ok_<name>` (with the reader): it
+    /// calls the function and returns 0, so that the call succeeds and commits whenever the
+    /// function finishes (a random return code is rarely 0).
+    fn wrapped(&self) -> Vec<(String, u32)> {
+        self.facts
+            .exports
+            .iter()
+            .filter(|(name, kind, _)| {
+                *kind == wasmparser::ExternalKind::Func && name.starts_with('f')
+            })
+            .filter(|(_, _, index)| {
+                let ty = self.facts.func_types.get(*index as usize);
+                let sig = ty.and_then(|t| self.facts.signatures.get(*t as usize));
+                matches!(sig, Some(Some((params, results))) if params.is_empty()
+                    && results.as_slice() == [ValType::I32])
+            })
+            .map(|(name, _, index)| (name.clone(), *index))
+            .collect()
+    }
+
     fn reader_body(&self) -> wasm_encoder::Function {
         const BASIS: i32 = 0x811c_9dc5_u32 as i32;
         const PRIME: i32 = 16_777_619;
@@ -441,6 +462,9 @@ impl Reencode for Rewriter<'_> {
         utils::parse_function_section(self, functions, section)?;
         if self.reader {
             functions.function(self.facts.types);
+            for _ in self.wrapped() {
+                functions.function(self.facts.types);
+            }
         }
         Ok(())
     }
@@ -470,6 +494,14 @@ impl Reencode for Rewriter<'_> {
         if self.reader {
             let index = self.facts.func_types.len() as u32;
             exports.export(READER, wasm_encoder::ExportKind::Func, index);
+            for (k, (name, _)) in self.wrapped().iter().enumerate() {
+                let wrapper = index + 1 + k as u32;
+                exports.export(
+                    &format!("ok_{name}"),
+                    wasm_encoder::ExportKind::Func,
+                    wrapper,
+                );
+            }
         }
         Ok(())
     }
@@ -482,6 +514,14 @@ impl Reencode for Rewriter<'_> {
         utils::parse_code_section(self, code, section)?;
         if self.reader {
             code.function(&self.reader_body());
+            for (_, index) in self.wrapped() {
+                let mut f = wasm_encoder::Function::new([]);
+                f.instruction(&Instruction::Call(index));
+                f.instruction(&Instruction::Drop);
+                f.instruction(&Instruction::I32Const(0));
+                f.instruction(&Instruction::End);
+                code.function(&f);
+            }
         }
         Ok(())
     }
