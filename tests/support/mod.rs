@@ -184,3 +184,47 @@ pub fn refused_both_ways<T: std::fmt::Debug>(
         Err(e) => panic!("the endpoint should answer, got {e}"),
     }
 }
+
+/// One local runtime for the whole test binary: each canister module is compiled once however
+/// many canisters a test deploys, saves or loads on it (as [`shared_host`] does for its own).
+pub fn runtime() -> &'static ic_local_runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<ic_local_runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| ic_local_runtime::Runtime::new().expect("a local runtime"))
+}
+
+/// Deploys the canister on [`runtime`] with `init`; `deployer` becomes its controller.
+pub fn deploy_on_runtime(init: Option<InitArgs>, deployer: Principal) -> PluginHost {
+    let arg = candid::encode_args((init,)).expect("encode the init argument");
+    let (canister, _) = ic_local_runtime::Canister::install_on(
+        runtime(),
+        &canister_wasm(),
+        &arg,
+        deployer.as_slice(),
+    )
+    .expect("canister deploys");
+    PluginHost::from_canister(canister)
+}
+
+/// The canister's stable memory in short: its size in 64 KiB pages and the sha256 of its 4 KiB
+/// pages that hold a byte other than zero, each as its index (u64 LE) then its bytes: equal
+/// digests, equal stable memories.
+pub fn stable_digest(host: &mut PluginHost) -> (u64, [u8; 32]) {
+    use sha2::Digest;
+    let canister = host.canister();
+    let mut hasher = sha2::Sha256::new();
+    for (index, page) in canister.stable_memory_pages() {
+        hasher.update(index.to_le_bytes());
+        hasher.update(page);
+    }
+    (canister.stable_size_pages(), hasher.finalize().into())
+}
+
+/// A scratch directory under `target/tmp/`, emptied first, for a test named `name`.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = repo()
+        .join("target/tmp")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
