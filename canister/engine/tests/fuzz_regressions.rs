@@ -96,3 +96,121 @@ fn a_call_whose_function_cannot_be_compiled_with_its_fuel_ends_out_of_fuel_at_on
         "the call read the instruction counter {readings} times: it kept retrying"
     );
 }
+
+/// A plugin whose state is a global and the word at 0: `get` returns `global * 1000 + word` as
+/// its return code (the engine answers `PluginError { code }`), `migrate` sets them to 7 and
+/// 100, `write_then_trap` writes 5 to the word and traps.
+const MIGRATED: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 0))
+  (func (export "get") (result i32)
+    (i32.add (i32.mul (global.get $g) (i32.const 1000)) (i32.load (i32.const 0))))
+  (func (export "migrate") (result i32)
+    (global.set $g (i32.const 7))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.const 0))
+  (func (export "write_then_trap") (result i32)
+    (i32.store (i32.const 0) (i32.const 5))
+    unreachable))"#;
+
+/// The return code of `get` (what the plugin's state reads).
+fn get(engine: &mut Engine<VectorMemory>) -> i32 {
+    let result = engine.invoke(InvokeRequest {
+        plugin: "p",
+        function: "get",
+        input: b"",
+        fuel: None,
+        caller: Principal::anonymous(),
+        now_ns: 3,
+        commit: false,
+        logs: false,
+        instruction_limit: None,
+    });
+    match result {
+        Ok(_) => 0,
+        Err(failure) => match failure.error {
+            InvokeError::PluginError { code, .. } => code,
+            other => panic!("get failed: {other:?}"),
+        },
+    }
+}
+
+/// Installs [`MIGRATED`] as `p` and upgrades it to itself with the migration `migrate`; returns
+/// the engine and its stable memory.
+fn migrated() -> (Engine<VectorMemory>, VectorMemory) {
+    let memory = VectorMemory::default();
+    let open_over = |memory: &VectorMemory| {
+        let space = Rc::new(StableSpace::init(memory.clone()));
+        let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
+        Engine::init(space, ids, Limits::default(), Rc::new(Readings::default()))
+    };
+    let mut engine = open_over(&memory);
+    install(&mut engine, "p", MIGRATED);
+    let wasm = wat::parse_str(MIGRATED).expect("test WAT parses");
+    let request = plugin_engine::UpgradePluginRequest {
+        name: "p",
+        wasm: &wasm,
+        migration: Some("migrate"),
+    };
+    if let Err(e) = engine.upgrade_plugin(request, 2) {
+        panic!("upgrade_plugin: {e}");
+    }
+    (engine, memory)
+}
+
+fn reopen(memory: &VectorMemory) -> Engine<VectorMemory> {
+    let space = Rc::new(StableSpace::init(memory.clone()));
+    let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
+    Engine::init(space, ids, Limits::default(), Rc::new(Readings::default()))
+}
+
+/// Fuzz case `engine --seed 7 --case 779` (and 14 others of 3,000): after `upgrade_plugin` with
+/// a migration, the live instance and one restored from stable memory read different states.
+/// `save_initial` stores the globals of `saved_globals`, taken before the migration ran
+/// (`initialize`), so what the migration did to globals is on the heap only: lost at the next
+/// eviction or canister upgrade.
+#[test]
+fn what_a_migration_does_to_globals_is_stored() {
+    let (mut engine, memory) = migrated();
+    assert_eq!(
+        get(&mut engine),
+        7_100,
+        "the live instance after the migration"
+    );
+    let mut reopened = reopen(&memory);
+    assert_eq!(
+        get(&mut reopened),
+        7_100,
+        "restored from stable memory: the migration's global is lost"
+    );
+}
+
+/// The same cause, seen from the live instance: its shadow copy (what a failed call rolls back
+/// to) is the memory before the migration, so a failed call after `upgrade_plugin` puts back
+/// what the migration had replaced, while stable memory keeps the migrated memory.
+#[test]
+fn a_failed_call_after_a_migration_rolls_back_to_the_migrated_memory() {
+    let (mut engine, memory) = migrated();
+    let result = engine.invoke(InvokeRequest {
+        plugin: "p",
+        function: "write_then_trap",
+        input: b"",
+        fuel: None,
+        caller: Principal::anonymous(),
+        now_ns: 3,
+        commit: true,
+        logs: false,
+        instruction_limit: None,
+    });
+    assert!(
+        matches!(&result, Err(f) if matches!(f.error, InvokeError::Trap { .. })),
+        "{result:?}"
+    );
+    let live = get(&mut engine);
+    let stored = get(&mut reopen(&memory));
+    assert_eq!(
+        live % 1000,
+        100,
+        "the live instance's word after the rollback (stored: {stored})"
+    );
+}
