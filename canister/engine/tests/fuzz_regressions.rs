@@ -214,3 +214,165 @@ fn a_failed_call_after_a_migration_rolls_back_to_the_migrated_memory() {
         "the live instance's word after the rollback (stored: {stored})"
     );
 }
+
+/// Fuzz case `differential --seed 7 --case 1954`: wasmi (as the engine runs it) traps with
+/// "integer divide by zero" where wasmtime returns 16383, in a function that makes its divisor
+/// non-zero with `select` (local 6 = local 6 == 0 ? 1 : local 6) and then copies locals through
+/// the stack (`local.get 7; local.get 6; local.set 6; local.tee 7`) before `i32.rem_s`. The
+/// function is the fuzz case's `f2` as wasm-smith wrote it (globals' initial values simplified);
+/// a hand reduction to the `select` and the copies alone does not trap, so the cause is not
+/// pinned down yet (wasmi's translation of locals kept on its value stack, most likely).
+#[test]
+fn a_divisor_made_non_zero_by_select_is_not_zero() {
+    let wat = r#"(module
+  (memory 1 5)
+  (export "memory" (memory 0))
+  (global (mut i64) (i64.const 5))
+  (global (mut f64) (f64.const 0))
+  (global (mut f32) (f32.const -0.0020077059))
+  (global (mut i64) (i64.const -5529659009571589180))
+  (global (mut i32) (i32.const 0))
+  (global (mut i32) (i32.const 0))
+  (func (export "f2") (result i32)
+    (local i32 i32 i32 i64 i32 i32 i32 i32)
+    global.get 3
+    i32.wrap_i64
+    local.set 0
+    block ;; label = @1
+      block ;; label = @2
+        memory.size
+        i32.const 65536
+        i32.mul
+        i32.const 55270
+        local.get 0
+        i32.add
+        i32.le_u
+        br_if 0 (;@2;)
+        local.get 0
+        i32.const 0
+        i32.le_s
+        br_if 0 (;@2;)
+        local.get 0
+        i32.load8_s offset=55266
+        local.set 1
+        br 1 (;@1;)
+      end
+      i32.const 0
+      local.set 1
+    end
+    local.get 1
+    local.set 2
+    block ;; label = @1
+      block ;; label = @2
+        memory.size
+        i32.const 65536
+        i32.mul
+        i32.const 292245807
+        local.get 2
+        i32.add
+        i32.le_u
+        br_if 0 (;@2;)
+        local.get 2
+        i32.const 0
+        i32.le_s
+        br_if 0 (;@2;)
+        local.get 2
+        i64.load16_u offset=292245799 align=1
+        local.set 3
+        br 1 (;@1;)
+      end
+      i64.const 0
+      local.set 3
+    end
+    local.get 3
+    i64.extend8_s
+    i64.extend16_s
+    global.get 2
+    i32.trunc_sat_f32_u
+    i32.extend8_s
+    i32.const -9
+    local.set 4
+    block ;; label = @1
+      block ;; label = @2
+        memory.size
+        i32.const 65536
+        i32.mul
+        i32.const 304
+        local.get 4
+        i32.add
+        i32.le_u
+        br_if 0 (;@2;)
+        local.get 4
+        i32.const 0
+        i32.le_s
+        br_if 0 (;@2;)
+        local.get 4
+        i32.load16_u offset=300 align=1
+        local.set 5
+        br 1 (;@1;)
+      end
+      i32.const 0
+      local.set 5
+    end
+    local.get 5
+    local.set 6
+    i32.const 1
+    local.get 6
+    local.get 6
+    i32.eqz
+    select
+    local.set 6
+    local.set 7
+    block ;; label = @1
+      block ;; label = @2
+        local.get 7
+        local.get 6
+        local.set 6
+        local.tee 7
+        i32.const -2147483648
+        i32.ne
+        br_if 0 (;@2;)
+        local.get 6
+        i32.const -1
+        i32.ne
+        br_if 0 (;@2;)
+        i32.const 1
+        local.set 6
+        br 1 (;@1;)
+      end
+    end
+    local.get 7
+    local.get 6
+    i32.rem_s
+    global.get 4
+    i32.xor
+    global.set 4
+    global.get 0
+    i64.xor
+    global.set 0
+    i32.const 16383
+  )
+)"#;
+    let mut engine = open(Limits::default(), Rc::new(Readings::default()));
+    install(&mut engine, "p", wat);
+    let result = engine.invoke(InvokeRequest {
+        plugin: "p",
+        function: "f2",
+        input: b"",
+        fuel: None,
+        caller: Principal::anonymous(),
+        now_ns: 2,
+        commit: true,
+        logs: false,
+        instruction_limit: None,
+    });
+    // wasmtime returns 16383, a non-zero return code: the engine's `PluginError { code: 16383 }`.
+    match result {
+        Err(failure) => assert!(
+            matches!(failure.error, InvokeError::PluginError { code: 16_383, .. }),
+            "the divisor is 1, wasmtime returns 16383: {:?}",
+            failure.error
+        ),
+        Ok(outcome) => panic!("f2 returns 16383, a plugin error: {outcome:?}"),
+    }
+}
