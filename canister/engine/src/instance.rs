@@ -158,11 +158,16 @@ impl LiveInstance {
             let result = self.call(function, &[], context, budget, meter);
             result.into_failure()?;
         }
+        self.adopt_current_state();
+        Ok(())
+    }
+
+    /// Makes the instance's current memory, globals and vars the state rollbacks return to.
+    fn adopt_current_state(&mut self) {
         self.take_dirty();
         self.shadow = self.memory_data().to_vec();
         self.saved_globals = self.read_globals();
         self.store.data_mut().vars_journal.clear();
-        Ok(())
     }
 
     /// Runs `function` on `input`. Nothing is committed or rolled back yet.
@@ -274,17 +279,16 @@ impl LiveInstance {
         self.write_globals(&saved).is_ok()
     }
 
-    /// Writes the instance's whole state (memory, globals, vars) as the plugin's initial state,
-    /// over a plugin id with no state stored.
+    /// Writes the instance's whole current state (memory, globals, vars: after a migration, what
+    /// it left) as the plugin's initial state, over a plugin id with no state stored, and makes it
+    /// the state rollbacks return to.
     pub fn save_initial(&mut self, store: &mut PluginStore<impl Memory>, id: u64) {
-        self.take_dirty();
+        self.adopt_current_state();
         for (index, chunk) in self.memory_data().chunks(CHUNK_BYTES).enumerate() {
             store.put_chunk(id, index as u32, chunk);
         }
         store.put_globals(id, &self.saved_globals);
-        let host = self.store.data_mut();
-        host.vars_journal.clear();
-        for (key, value) in &host.vars {
+        for (key, value) in &self.store.data().vars {
             store.put_var(id, key, Some(value));
         }
     }

@@ -56,7 +56,7 @@ use std::rc::Rc;
 use candid::Principal;
 use ic_stable_structures::Memory;
 use ic_stable_structures::memory_manager::{MemoryId, VirtualMemory};
-use wasmi::{CompilationMode, Config, Linker};
+use wasmi::{CompilationMode, Config, CustomFuelCosts, Linker};
 
 use crate::abi::{AbiLimits, HostState};
 pub use crate::abi::{ENV, HostFunction, IMPORTS, USER};
@@ -115,6 +115,16 @@ impl<M: Memory + Clone> Engine<M> {
         let mut config = Config::default();
         config
             .consume_fuel(true)
+            // A call's fuel must not depend on what the heap caches hold: wasmi would charge
+            // translating a function to the call that first reaches it, so the same call on the
+            // same state would cost more after an upgrade or an eviction. Translation is bounded
+            // by the module's size and counted by the message's instruction limit; guest code and
+            // copies are charged as wasmi charges them (64 bytes copied per fuel unit).
+            .fuel_cost(CustomFuelCosts {
+                bytes_copied_per_fuel: 64,
+                fuel_per_bytes_translated: 0,
+                fuel_per_bytes_validated: 0,
+            })
             .compilation_mode(CompilationMode::Lazy)
             .wasm_multi_memory(false)
             .wasm_custom_page_sizes(false)

@@ -54,7 +54,7 @@ fn big_function() -> String {
     format!("(module (func (export \"big\") (result i32) {body} (i32.const 0)))")
 }
 
-/// Fuzz case `engine --seed 2 --case 26` (hung the fuzzer): a call whose fuel is more than one
+/// Fuzz case `engine --seed 2 --case 26` (hung the fuzzer, when calls paid for compiling): a call whose fuel is more than one
 /// fuel slice but less than what compiling its function costs. `budget::run` retries the call
 /// with "one more slice" while the fuel granted so far (at least a slice) is all there is:
 /// `next_slice(required = fuel left)` asks for nothing more, so it neither grants fuel nor says
