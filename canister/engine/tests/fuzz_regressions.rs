@@ -215,13 +215,12 @@ fn a_failed_call_after_a_migration_rolls_back_to_the_migrated_memory() {
     );
 }
 
-/// Fuzz case `differential --seed 7 --case 1954`: wasmi (as the engine runs it) traps with
+/// Fuzz case `differential --seed 7 --case 1954`: wasmi (as the engine runs it) trapped with
 /// "integer divide by zero" where wasmtime returns 16383, in a function that makes its divisor
-/// non-zero with `select` (local 6 = local 6 == 0 ? 1 : local 6) and then copies locals through
-/// the stack (`local.get 7; local.get 6; local.set 6; local.tee 7`) before `i32.rem_s`. The
-/// function is the fuzz case's `f2` as wasm-smith wrote it (globals' initial values simplified);
-/// a hand reduction to the `select` and the copies alone does not trap, so the cause is not
-/// pinned down yet (wasmi's translation of locals kept on its value stack, most likely).
+/// non-zero with `select` (local 6 = local 6 == 0 ? 1 : local 6). wasmi 2.0.0 fused the
+/// `i32.eqz` of a local into the `select` but read the condition from its accumulator register
+/// instead of the local (`vendor/wasmi/PATCH.md`, third change; the reduced case is the next
+/// test). The function is the fuzz case's `f2` as wasm-smith wrote it.
 #[test]
 fn a_divisor_made_non_zero_by_select_is_not_zero() {
     let wat = r#"(module
@@ -374,5 +373,47 @@ fn a_divisor_made_non_zero_by_select_is_not_zero() {
             failure.error
         ),
         Ok(outcome) => panic!("f2 returns 16383, a plugin error: {outcome:?}"),
+    }
+}
+
+/// The reduced case of the one above: `select` whose condition is `i32.eqz` of a local, after an
+/// instruction that left another value in wasmi's accumulator register (here `memory.size`).
+#[test]
+fn a_select_on_the_eqz_of_a_local_reads_the_local() {
+    let mut engine = open(Limits::default(), Rc::new(Readings::default()));
+    for (name, condition) in [("eqz", "i32.eqz"), ("nez", "i32.const 0 i32.ne")] {
+        let wat = format!(
+            r#"(module
+              (func (export "run") (result i32)
+                (local i32 i32)
+                memory.size drop
+                i32.const 7
+                local.get 1
+                local.get 1
+                {condition}
+                select)
+              (memory (export "memory") 1))"#
+        );
+        install(&mut engine, name, &wat);
+        let result = engine.invoke(InvokeRequest {
+            plugin: name,
+            function: "run",
+            input: b"",
+            fuel: None,
+            caller: Principal::anonymous(),
+            now_ns: 2,
+            commit: true,
+            logs: false,
+            instruction_limit: None,
+        });
+        // Local 1 is 0: `eqz` picks 7, `!= 0` picks the local, 0 (the call's success).
+        let code = match result {
+            Ok(_) => 0,
+            Err(f) => match f.error {
+                InvokeError::PluginError { code, .. } => code,
+                other => panic!("{name}: {other:?}"),
+            },
+        };
+        assert_eq!(code, if name == "eqz" { 7 } else { 0 }, "{name}");
     }
 }
