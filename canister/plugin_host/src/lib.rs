@@ -3,8 +3,9 @@
 //! Each endpoint reads caller, time and cycle balance from the IC ([`message`]) and calls an
 //! operation of [`state::State`] (in `plugins`, `inspect`) through `state`; the engine's errors are
 //! the interface's own types. Nothing here traps on user input: every refusal is a typed `Err`
-//! (the one exception is `invoke` arguments that do not decode, which candid refuses as ic-cdk
-//! would). Every endpoint replies through `replied` (see `reply`).
+//! (the one exception: arguments that candid cannot decode as the method's types, which ic-cdk's
+//! decoding rejects before an endpoint runs). Every endpoint replies through `replied` (see
+//! `reply`).
 
 pub mod access;
 pub mod args;
