@@ -3,7 +3,13 @@
 
 #![allow(dead_code, missing_docs)]
 
-use std::path::{Path, PathBuf};
+#[path = "artifacts.rs"]
+mod artifacts;
+
+#[allow(unused_imports, reason = "each test binary uses some of them")]
+pub use artifacts::{canister_wasm, dao_canister_wasm, plugin, repo};
+
+use std::path::PathBuf;
 
 use candid::Principal;
 use ic_local_runtime::RuntimeError;
@@ -13,35 +19,6 @@ use plugin_host_api::{
 };
 use plugin_host_local::client::{CallError, CallKind, PluginHost, Route};
 use plugin_host_local::identity;
-
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-fn built(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): build the canister and plugins with `cargo xtask build` \
-             (`cargo xtask test` does it for you)",
-            path.display()
-        )
-    })
-}
-
-/// The canister module as deployed: shrunk, with its Candid metadata, gzipped.
-pub fn canister_wasm() -> Vec<u8> {
-    built(&repo().join("target/dist/plugin_host.wasm.gz"))
-}
-
-/// The example DAO canister (`examples/dao_canister`), as built by `cargo xtask build`.
-pub fn dao_canister_wasm() -> Vec<u8> {
-    built(&repo().join("target/dist/dao_canister.wasm"))
-}
-
-/// An example plugin built by `cargo xtask build-plugins`.
-pub fn plugin(name: &str) -> Vec<u8> {
-    built(&repo().join(format!("target/plugins/{name}.wasm")))
-}
 
 /// A hostile plugin from `plugins/hostile/NAME.wat`.
 pub fn hostile(name: &str) -> Vec<u8> {

@@ -19,7 +19,8 @@ commands:
   build-canister  build only the canister
   build-plugins   build only the example plugins into target/plugins/
   demo            build, deploy the canister locally, install and invoke the example plugins
-  test            build, then run every test (the command CI runs)
+  test            formatting and clippy, the tests that need no build, then build and run
+                  every other test, then the fuzz targets' CI budget (the command CI runs)
   fuzz [--cases N] [--seed S] [--target T] [--case K]
                   run the fuzz targets (engine, differential, candid, store; crate fuzz/)
                   with seeded random cases; --case replays one saved failure
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
         "build-canister" => canister::build(&root).map(drop),
         "build-plugins" => plugins::build(&root),
         "demo" => build(&root).and_then(|()| demo(&root)),
-        "test" => build(&root).and_then(|()| test(&root)),
+        "test" => test(&root),
         "fuzz" => fuzz(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
         "bench" => build(&root)
             .and_then(|()| canister::build_bench(&root))
@@ -61,45 +62,150 @@ fn build(root: &Path) -> Result<(), String> {
     examples::build(root)
 }
 
-/// Runs the whole test suite in release mode, so wasmtime and wasmi are built once for tests,
-/// the CLI and the benchmarks alike; ends with one line totalling every test binary's results.
+/// Runs everything CI checks, fastest first so that a mistake fails early: formatting and
+/// clippy, the tests that need no built canister or plugin (unit tests, the engine's inline-WAT
+/// tests, the runtime's), then the build, then every other test, then the fuzz targets with a
+/// fixed seed. Tests run in release mode, so wasmtime and wasmi are built once for tests, the CLI
+/// and the benchmarks alike. Ends with one line totalling every test binary's results.
 fn test(root: &Path) -> Result<(), String> {
+    let cargo = |args: &[&str]| {
+        let mut command = Command::new("cargo");
+        command.current_dir(root).args(args);
+        command
+    };
+    run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+    run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    // The PocketIC package is left to its own build below (checking pocket-ic's dependencies
+    // would cost minutes more).
+    run(&mut cargo(&[
+        "clippy",
+        "--release",
+        "--workspace",
+        "--exclude",
+        POCKET_IC_PACKAGE,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let mut totals = TestTotals::default();
-    let pocket_ic = std::env::var_os("POCKET_IC_BIN").is_some();
-    let mut workspace = Command::new("cargo");
-    workspace
-        .current_dir(root)
-        .args(["test", "--release", "--workspace"]);
-    if !pocket_ic {
-        workspace.args(["--", "--skip", POCKET_IC_TESTS]);
+    // Needs nothing built.
+    for kind in [&["--lib", "--bins"][..], &["--doc"]] {
+        let mut command = cargo(&["test", "--release", "--workspace"]);
+        command.args(["--exclude", POCKET_IC_PACKAGE]).args(kind);
+        totals.run(&mut command)?;
     }
-    totals.run(&mut workspace)?;
+    let mut engine = cargo(&["test", "--release", "--package", "plugin-engine"]);
+    for test in engine_tests(root, ENGINE_TESTS_WITHOUT_BUILD)? {
+        engine.args(["--test", test]);
+    }
+    totals.run(&mut engine)?;
+    totals.run(&mut cargo(&[
+        "test",
+        "--release",
+        "--package",
+        "ic-local-runtime",
+        "--tests",
+    ]))?;
+    // Needs the plugins and the canister.
+    build(root)?;
+    let mut engine = cargo(&["test", "--release", "--package", "plugin-engine"]);
+    for test in ENGINE_TESTS_WITH_BUILD {
+        engine.args(["--test", test]);
+    }
+    totals.run(&mut engine)?;
+    totals.run(&mut cargo(&[
+        "test",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "plugin-engine",
+        "--exclude",
+        "ic-local-runtime",
+        "--exclude",
+        POCKET_IC_PACKAGE,
+        "--test",
+        "*",
+    ]))?;
     // The plugins' own logic (vote counting), natively.
     totals.run(
-        Command::new("cargo")
-            .current_dir(root.join("plugins"))
-            .args([
-                "test",
-                "--release",
-                "--locked",
-                "--package",
-                "dao_voting",
-                "--target",
-                HOST_TARGET,
-            ]),
+        cargo(&[
+            "test",
+            "--release",
+            "--locked",
+            "--package",
+            "dao_voting",
+            "--target",
+            HOST_TARGET,
+        ])
+        .current_dir(root.join("plugins")),
     )?;
-    if !pocket_ic {
-        let compiled = pocket_ic_tests(root)?;
-        eprintln!(
-            "xtask: PocketIC tests skipped: POCKET_IC_BIN is not set ({compiled} tests compiled, \
-             not run)"
-        );
-    }
+    pocket_ic(root, &mut totals)?;
     // The fuzz targets with a fixed seed and each target's default budget (about a minute).
     println!("xtask: fuzzing with seed {CI_FUZZ_SEED}, each target's default budget");
     let fuzzed = fuzz(root, &["--seed".to_owned(), CI_FUZZ_SEED.to_string()]);
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     fuzzed
+}
+
+/// The engine's test binaries that need nothing built (inline WAT), and those that read the
+/// example plugins. Every file in `canister/engine/tests/` must be in one list.
+const ENGINE_TESTS_WITHOUT_BUILD: &[&str] = &[
+    "abi",
+    "abi_reference",
+    "engine",
+    "fuzz_regressions",
+    "layout",
+    "storage",
+];
+const ENGINE_TESTS_WITH_BUILD: &[&str] = &["conformance", "heap"];
+
+/// `tests`, after checking that the two lists above name every test file of the engine.
+fn engine_tests<'a>(root: &Path, tests: &'a [&'a str]) -> Result<&'a [&'a str], String> {
+    let dir = root.join("canister/engine/tests");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(test) = name.strip_suffix(".rs")
+            && !ENGINE_TESTS_WITHOUT_BUILD.contains(&test)
+            && !ENGINE_TESTS_WITH_BUILD.contains(&test)
+        {
+            return Err(format!(
+                "canister/engine/tests/{name} is in neither list of xtask's `test`: add it"
+            ));
+        }
+    }
+    Ok(tests)
+}
+
+/// The package of the PocketIC tests (`pocket-ic-tests/`).
+const POCKET_IC_PACKAGE: &str = "plugin-host-pocket-ic";
+
+/// Builds the PocketIC tests (so that they keep compiling) and runs them when `POCKET_IC_BIN`
+/// names a server; otherwise says they were skipped.
+fn pocket_ic(root: &Path, totals: &mut TestTotals) -> Result<(), String> {
+    let mut command = Command::new("cargo");
+    command
+        .current_dir(root)
+        .args(["test", "--release", "--package", POCKET_IC_PACKAGE]);
+    if std::env::var_os("POCKET_IC_BIN").is_some() {
+        return totals.run(&mut command);
+    }
+    let listed = command
+        .args(["--tests", "--quiet", "--", "--list"])
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !listed.status.success() {
+        return Err(format!("{command:?} failed with {}", listed.status));
+    }
+    let compiled = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|line| line.ends_with(": test"))
+        .count();
+    eprintln!(
+        "xtask: PocketIC tests skipped: POCKET_IC_BIN is not set ({compiled} tests compiled, not run)"
+    );
+    Ok(())
 }
 
 /// The seed `cargo xtask test` fuzzes with (a fixed budget, so CI runs the same cases each time).
@@ -130,34 +236,6 @@ fn fuzz(root: &Path, args: &[String]) -> Result<(), String> {
             "--",
         ])
         .args(args))
-}
-
-/// The name prefix of the PocketIC tests (module `on_pocket_ic` of `tests/pocket_ic.rs`). They
-/// need a PocketIC server (`POCKET_IC_BIN`); without one they are compiled but filtered out.
-const POCKET_IC_TESTS: &str = "on_pocket_ic::";
-
-/// How many PocketIC tests the (already built) test binaries hold, listed without running them.
-fn pocket_ic_tests(root: &Path) -> Result<usize, String> {
-    let mut command = Command::new("cargo");
-    command.current_dir(root).args([
-        "test",
-        "--release",
-        "--workspace", // the same selection as the test run, so nothing is rebuilt
-        "--tests",
-        "--quiet",
-        "--",
-        "--list",
-    ]);
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("{command:?} failed with {}", output.status));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.starts_with(POCKET_IC_TESTS) && line.ends_with(": test"))
-        .count())
 }
 
 /// Passed and failed tests summed over `cargo test` runs.

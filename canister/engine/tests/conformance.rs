@@ -3,8 +3,10 @@
 
 #![allow(missing_docs)]
 
+#[path = "../../../tests/support/artifacts.rs"]
+mod artifacts;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::rc::Rc;
 
 use candid::Principal;
@@ -23,23 +25,11 @@ impl InstructionMeter for NoMeter {
     }
 }
 
-fn built(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/plugins")
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): run `cargo xtask build-plugins` (`cargo xtask test` does)",
-            path.display()
-        )
-    })
-}
-
 fn engine_with(name: &str, plugin: &str, config: &[(&str, &str)]) -> Engine<VectorMemory> {
     let space = Rc::new(StableSpace::init(VectorMemory::default()));
     let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
     let mut engine = Engine::init(space, ids, Limits::default(), Rc::new(NoMeter));
-    let wasm = built(plugin);
+    let wasm = artifacts::plugin(plugin);
     let request = InstallRequest {
         name,
         wasm: &wasm,

@@ -4,9 +4,11 @@
 
 #![allow(missing_docs)]
 
+#[path = "../../../tests/support/artifacts.rs"]
+mod artifacts;
+
 use std::alloc::System;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::rc::Rc;
 
 use candid::Principal;
@@ -163,18 +165,6 @@ fn plugins_that_outgrow_the_heap_budget_are_evicted_and_come_back_unchanged() {
     assert!(engine.live_instances() < plugins.len(), "some were evicted");
 }
 
-fn built(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/plugins")
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): run `cargo xtask build-plugins` (`cargo xtask test` does)",
-            path.display()
-        )
-    })
-}
-
 /// The heap a compiled module is counted as covers what wasmi really takes for it, with every
 /// function compiled (the most lazy compilation can come to), for each example plugin.
 #[test]
@@ -193,7 +183,7 @@ fn compiled_modules_stay_within_their_heap_estimate() {
         "c_vowels",
         "as_words",
     ] {
-        let wasm = built(name);
+        let wasm = artifacts::plugin(name);
         let before = live();
         let module = wasmi::Module::new(&wasmi, &wasm).expect("compiles");
         let used = live().saturating_sub(before);

@@ -8,6 +8,7 @@
 
 #![allow(missing_docs)]
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 mod on_pocket_ic {
@@ -17,7 +18,6 @@ mod on_pocket_ic {
     use plugin_host_api::{
         ByteBuf, InitArgs, InstallArgs, InstallError, InstallPolicy, InvokeError, InvokeFailure,
         InvokeOptions, InvokePolicy, InvokeReply, ListArgs, ListPage, ManageError, PluginInfo,
-        Right,
     };
     use pocket_ic::PocketIc;
 
@@ -35,11 +35,32 @@ mod on_pocket_ic {
         PocketIc::new()
     }
 
-    /// Creates a canister controlled by `admin()` and installs `wasm` with `arg` in it.
+    /// Creates a canister controlled by `admin()`, with cycles well above `plugin_host`'s
+    /// default reserve, and installs `wasm` with `arg` in it.
     fn deploy(pic: &PocketIc, wasm: Vec<u8>, arg: impl ArgumentEncoder) -> Principal {
         let id = pic.create_canister_with_settings(Some(admin()), None);
+        pic.add_cycles(id, 10_000_000_000_000);
         install(pic, id, wasm, arg);
         id
+    }
+
+    /// An ingress update that `plugin_host`'s inspect_message refuses: rejected before it runs.
+    #[track_caller]
+    fn refused_by_inspect(
+        pic: &PocketIc,
+        id: Principal,
+        caller: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) {
+        let args = encode_args(args).expect("encode the arguments");
+        match pic.update_call(id, caller, method, args) {
+            Err(reject) => assert!(
+                reject.reject_message.contains("rejected the message"),
+                "{method}: {reject}"
+            ),
+            Ok(_) => panic!("{method}: inspect_message should refuse it"),
+        }
     }
 
     fn install(pic: &PocketIc, id: Principal, wasm: Vec<u8>, arg: impl ArgumentEncoder) {
@@ -271,28 +292,28 @@ mod on_pocket_ic {
         assert_eq!(host.ok("counter", "get", ""), "1");
     }
 
+    /// Ingress the caller has no right to is refused by inspect_message (the endpoints' own
+    /// typed refusals, for calls from canisters, are checked by `the_dao_canister_...` and by
+    /// the local runtime's `tests/access.rs`).
     #[test]
     fn access_control() {
         // Default install policy: admins only; the deployer (a controller) is an admin.
         let host = Host::with(None);
-        let refused = host.install(alice(), install_args("counter", plugin("counter")));
-        assert!(matches!(
-            refused,
-            Err(InstallError::NotAuthorized(d)) if d.missing == Right::Install && d.caller == alice()
-        ));
+        let args = (install_args("counter", plugin("counter")),);
+        refused_by_inspect(&host.pic, host.id, alice(), "install", args);
         host.install_ok(admin(), "counter", plugin("counter"));
 
         let host = Host::new();
         let mut args = install_args("counter", plugin("counter"));
         args.invoke_policy = Some(InvokePolicy::OwnerOnly);
         host.install(alice(), args).expect("install");
-        let refused = host
-            .invoke(bob(), "counter", "increment", "", None)
-            .expect_err("refused");
-        assert!(matches!(
-            refused.error,
-            InvokeError::NotAuthorized(d) if d.missing == Right::Invoke && d.caller == bob()
-        ));
+        let invoke = (
+            "counter",
+            "increment",
+            ByteBuf::new(),
+            None::<InvokeOptions>,
+        );
+        refused_by_inspect(&host.pic, host.id, bob(), "invoke", invoke);
         assert!(
             host.invoke(alice(), "counter", "increment", "", None)
                 .is_ok()
@@ -301,21 +322,9 @@ mod on_pocket_ic {
             host.invoke(admin(), "counter", "increment", "", None)
                 .is_ok()
         );
-        assert!(matches!(
-            host.install(
-                Principal::anonymous(),
-                install_args("anon", plugin("counter"))
-            ),
-            Err(InstallError::NotAuthorized(_))
-        ));
-
-        let uninstall = |caller| -> Result<(), ManageError> {
-            update(&host.pic, host.id, caller, "uninstall", ("counter",))
-        };
-        assert!(matches!(
-            uninstall(bob()),
-            Err(ManageError::NotAuthorized(d)) if d.missing == Right::ManagePlugin
-        ));
+        let anon = (install_args("anon", plugin("counter")),);
+        refused_by_inspect(&host.pic, host.id, Principal::anonymous(), "install", anon);
+        refused_by_inspect(&host.pic, host.id, bob(), "uninstall", ("counter",));
         let policy: Result<PluginInfo, ManageError> = update(
             &host.pic,
             host.id,
@@ -325,7 +334,9 @@ mod on_pocket_ic {
         );
         policy.expect("the owner may set the policy");
         assert!(host.invoke(bob(), "counter", "increment", "", None).is_ok());
-        uninstall(alice()).expect("the owner may uninstall");
+        let uninstall: Result<(), ManageError> =
+            update(&host.pic, host.id, alice(), "uninstall", ("counter",));
+        uninstall.expect("the owner may uninstall");
         assert!(host.get("counter").is_none());
     }
 
@@ -411,27 +422,13 @@ mod on_pocket_ic {
             other => panic!("expected the module's error, got {other:?}"),
         }
 
-        // An outsider calling plugin_host directly is refused by the module's invoke policy.
+        // An outsider calling plugin_host directly is refused by the module's invoke policy
+        // (as ingress, by inspect_message before it runs).
         let input = ByteBuf::from(br#"{"ballots":[]}"#.to_vec());
-        let outsider: Result<InvokeReply, InvokeFailure> = update(
-            &pic,
-            host,
-            bob(),
-            "invoke",
-            (&module.name, "decide", input, None::<InvokeOptions>),
-        );
-        assert!(matches!(
-            outsider.expect_err("refused").error,
-            InvokeError::NotAuthorized(d) if d.caller == bob() && d.missing == Right::Invoke
-        ));
+        let outsider = (&module.name, "decide", input, None::<InvokeOptions>);
+        refused_by_inspect(&pic, host, bob(), "invoke", outsider);
         // Nor may anyone but the DAO install plugins.
-        let refused: Result<PluginInfo, InstallError> = update(
-            &pic,
-            host,
-            bob(),
-            "install",
-            (install_args("mine", plugin("counter")),),
-        );
-        assert!(matches!(refused, Err(InstallError::NotAuthorized(_))));
+        let mine = (install_args("mine", plugin("counter")),);
+        refused_by_inspect(&pic, host, bob(), "install", mine);
     }
 }
