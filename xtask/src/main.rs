@@ -36,9 +36,10 @@ fn main() -> ExitCode {
         "build-canister" => canister::build(&root).map(drop),
         "build-plugins" => plugins::build(&root),
         "demo" => build(&root).and_then(|()| demo(&root)),
-        "test" => test(&root),
+        "test" => check_toolchain().and_then(|()| test(&root)),
         "fuzz" => fuzz(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
-        "bench" => build(&root)
+        "bench" => check_toolchain()
+            .and_then(|()| build(&root))
             .and_then(|()| canister::build_bench(&root))
             .and_then(|_| bench(&root)),
         "" | "help" | "--help" | "-h" => {
@@ -315,6 +316,30 @@ pub fn run(command: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+/// The Rust release the tests and the benchmarks' baseline (`benches/results.tsv`, gated at 5%)
+/// are pinned to. rust-toolchain.toml names `stable`, since rustup here neither installs what
+/// that file lists nor can fetch another release: the pin is checked instead.
+const PINNED_RUST: &str = "1.95.0";
+
+/// Fails unless `rustc` is the pinned release (a different compiler moves every instruction
+/// count the benchmark gate compares).
+fn check_toolchain() -> Result<(), String> {
+    let output = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    match version.split_whitespace().nth(1) {
+        Some(PINNED_RUST) => Ok(()),
+        _ => Err(format!(
+            "the tests and benchmarks are pinned to Rust {PINNED_RUST}, this is {}: make \
+             {PINNED_RUST} the default toolchain, or move the pin (PINNED_RUST in \
+             xtask/src/main.rs) and re-baseline with `cargo xtask bench --save`",
+            version.trim()
+        )),
     }
 }
 

@@ -327,3 +327,16 @@ pub struct Caps {
     /// Heap the engine keeps at most.
     pub heap_budget_bytes: u64,
 }
+
+/// Panics, showing the difference and the whole exported interface, when `exported` (the text
+/// `ic_cdk::export_candid!` generates) is not the service of the `.did` file at `did`.
+#[cfg(feature = "did-check")]
+pub fn assert_interface_matches_did(exported: &str, did: &std::path::Path) {
+    use candid_parser::utils::{CandidSource, service_equal};
+    if let Err(e) = service_equal(CandidSource::Text(exported), CandidSource::File(did)) {
+        panic!(
+            "{} is out of date:\n{e}\n\nexported interface:\n{exported}",
+            did.display()
+        );
+    }
+}

@@ -319,16 +319,13 @@ mod interface {
 
     #[cfg(test)]
     mod tests {
-        use candid_parser::utils::{CandidSource, service_equal};
-
         /// The interface the code exports is the one checked in (`plugin_host.did`).
         #[test]
         fn candid_interface_matches_the_checked_in_did() {
-            let exported = super::__export_service();
-            let did = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin_host.did");
-            if let Err(e) = service_equal(CandidSource::Text(&exported), CandidSource::File(&did)) {
-                panic!("plugin_host.did is out of date:\n{e}\n\nexported interface:\n{exported}");
-            }
+            plugin_host_api::assert_interface_matches_did(
+                &super::__export_service(),
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin_host.did"),
+            );
         }
     }
 }
