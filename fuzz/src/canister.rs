@@ -188,8 +188,13 @@ impl Fixture {
         host.upload_chunk(owner(), b"a chunk of a module")
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("upload_chunk: {e}"))?;
-        let dir =
-            std::env::temp_dir().join(format!("plugin-host-fuzz-{}-{seed}", std::process::id()));
+        // One directory per fixture: a run's threads each have their own.
+        static FIXTURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let fixture = FIXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "plugin-host-fuzz-{}-{seed}-{fixture}",
+            std::process::id()
+        ));
         let canister = host.canister();
         canister
             .save(&dir)

@@ -13,6 +13,7 @@ const USAGE: &str = "usage: plugin-host-fuzz [--cases N] [--seed S] [--target T[
   --seed S    the run's seed (default: from the clock; printed)
   --target T  engine, differential, candid, store or all (default: all)
   --case K    run only case K (replays a saved failure)
+  --jobs J    threads per target (default: the machine's cores)
   --canister PATH  the canister module for the candid target
                    (default: target/dist/plugin_host.wasm.gz)";
 
@@ -35,6 +36,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         case: None,
         failures_dir: root.join("target/fuzz-failures"),
         canister_wasm: root.join("target/dist/plugin_host.wasm.gz"),
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -48,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--cases" => options.cases = Some(number(value()?)?),
             "--seed" => options.seed = number(value()?)?,
             "--case" => options.case = Some(number(value()?)?),
+            "--jobs" => options.jobs = usize::try_from(number(value()?)?).unwrap_or(usize::MAX),
             "--canister" => options.canister_wasm = PathBuf::from(value()?),
             "--target" => {
                 let v = value()?;
@@ -77,8 +80,9 @@ fn main() -> ExitCode {
     };
     let started = Instant::now();
     println!(
-        "fuzz: seed {}, targets {}, {}",
+        "fuzz: seed {}, {} threads per target, targets {}, {}",
         options.seed,
+        options.jobs,
         options
             .targets
             .iter()

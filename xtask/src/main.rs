@@ -21,7 +21,7 @@ commands:
   demo            build, deploy the canister locally, install and invoke the example plugins
   test            formatting and clippy, the tests that need no build, then build and run
                   every other test, then the fuzz targets' CI budget (the command CI runs)
-  fuzz [--cases N] [--seed S] [--target T] [--case K]
+  fuzz [--cases N] [--seed S] [--target T] [--case K] [--jobs J]
                   run the fuzz targets (engine, differential, candid, store; crate fuzz/)
                   with seeded random cases; --case replays one saved failure
   bench [--save | P1 … P7]
