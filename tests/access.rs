@@ -218,7 +218,7 @@ fn request(method: &str) -> (Vec<u8>, Reader) {
             config: None,
         }),
         "upload_chunk" => Encode!(&ByteBuf::from(vec![0x5a; 16])),
-        "clear_chunks" | "stored_chunks" | "settings" | "whoami" => Encode!(),
+        "clear_chunks" | "stored_chunks" | "settings" | "version" | "whoami" => Encode!(),
         "invoke" | "invoke_query" => Encode!(
             &"shared",
             &"increment",
@@ -265,6 +265,7 @@ fn request(method: &str) -> (Vec<u8>, Reader) {
         "list" => |b, _| reply::<ListPage>(b),
         "get" => |b, _| reply::<Option<PluginInfo>>(b),
         "settings" => |b, _| reply::<SettingsView>(b),
+        "version" => |b, _| reply::<String>(b),
         "whoami" => |b, c| match Decode!(b, Principal) {
             Ok(p) if p == c => "allowed".into(),
             Ok(p) => format!("whoami answered {p}"),

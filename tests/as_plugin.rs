@@ -67,8 +67,7 @@ fn the_running_total_survives_calls_and_a_canister_upgrade() {
         r#"{"calls":2,"total":7}"#
     );
 
-    host.upgrade_canister(&canister_wasm(), None, admin())
-        .expect("canister upgrade");
+    upgrade_to_other_build(&mut host);
 
     // The var (`total`) and the module global (`calls`, plugin memory) both came through.
     assert_eq!(

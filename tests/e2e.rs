@@ -44,8 +44,7 @@ fn state_survives_calls_and_a_canister_upgrade() {
         .expect("get")
         .expect("installed");
 
-    host.upgrade_canister(&canister_wasm(), None, admin())
-        .expect("canister upgrade");
+    upgrade_to_other_build(&mut host);
 
     assert_eq!(ok(&mut host, "counter", "get", ""), "3");
     assert_eq!(ok(&mut host, "counter", "get_key", "colour"), "blue");
@@ -357,8 +356,7 @@ fn the_nft_belongs_to_its_minter_and_evolves() {
     }
     let refused = call(&mut host, bob(), "creature", "feed", "").expect_err("not the owner");
     assert!(matches!(refused.error, InvokeError::PluginError { .. }));
-    host.upgrade_canister(&canister_wasm(), None, admin())
-        .expect("canister upgrade");
+    upgrade_to_other_build(&mut host);
     let metadata = ok(&mut host, "creature", "metadata", "");
     assert!(metadata.contains(r#""level":2"#), "{metadata}");
     assert!(ok(&mut host, "creature", "image", "").starts_with("<svg"));

@@ -787,14 +787,16 @@ fn regenerate_if_asked() {
     });
 }
 
-/// A fresh canister serving `image`: deployed, its stable memory replaced, upgraded.
+/// A fresh canister serving `image`: deployed, its stable memory replaced, upgraded to another
+/// build.
 fn load(image: &[u8]) -> PluginHost {
     let mut host = deploy();
     host.canister()
         .set_stable_memory(image)
         .expect("no stable memory limit");
-    host.upgrade_canister(&canister_wasm(), None, who("controller"))
+    host.upgrade_canister(&other_canister_build(), None, who("controller"))
         .expect("upgrade over the snapshot");
+    assert_eq!(running_version(&mut host), other_version());
     host
 }
 

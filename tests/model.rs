@@ -475,9 +475,7 @@ fn apply(host: &mut PluginHost, model: &mut Model, step: &Step) {
                 (cell, reply) => panic!("uninstall {name} (model {cell:?}): {reply:?}"),
             }
         }
-        Step::UpgradeCanister => host
-            .upgrade_canister(&canister_wasm(), None, admin())
-            .expect("the canister upgrades"),
+        Step::UpgradeCanister => upgrade_to_other_build(host),
     }
 }
 

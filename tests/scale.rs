@@ -349,7 +349,7 @@ fn an_upgrade_with_10_000_plugins_and_1_6_gib_of_state_does_constant_work() {
     // An empty canister's upgrade, for comparison.
     let mut empty = host();
     empty
-        .upgrade_canister(&canister_wasm(), None, admin())
+        .upgrade_canister(&other_canister_build(), None, admin())
         .expect("upgrade");
     let empty_upgrade = empty.last_instructions();
     drop(empty);
@@ -359,9 +359,10 @@ fn an_upgrade_with_10_000_plugins_and_1_6_gib_of_state_does_constant_work() {
         .set_stable_memory(&image)
         .expect("no stable memory limit");
     drop(image);
-    host.upgrade_canister(&canister_wasm(), None, admin())
+    host.upgrade_canister(&other_canister_build(), None, admin())
         .expect("upgrade");
     let post_upgrade = host.last_instructions();
+    assert_eq!(running_version(&mut host), other_version());
     let totals = host.settings(admin()).expect("settings").totals;
     assert_eq!(totals.plugins, BIG + SMALL);
     assert!(

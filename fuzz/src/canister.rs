@@ -117,7 +117,7 @@ fn callers() -> [(&'static str, Principal); 5] {
 }
 
 /// Every method of `plugin_host.did`, with its kind.
-const METHODS: [(&str, CallKind); 18] = [
+const METHODS: [(&str, CallKind); 19] = [
     ("clear_chunks", CallKind::Update),
     ("get", CallKind::Query),
     ("install", CallKind::Update),
@@ -133,6 +133,7 @@ const METHODS: [(&str, CallKind); 18] = [
     ("uninstall", CallKind::Update),
     ("upgrade_plugin", CallKind::Update),
     ("upload_chunk", CallKind::Update),
+    ("version", CallKind::Query),
     ("whoami", CallKind::Query),
     // Not exported: always a missing method.
     ("no_such_method", CallKind::Update),
@@ -387,6 +388,7 @@ fn reply_is_ok(method: &str, reply: &[u8]) -> Result<bool, String> {
         }
         "settings" => one::<SettingsView>(reply).map(|_| true)?,
         "set_settings" => one::<Result<(), SettingsError>>(reply)?.is_ok(),
+        "version" => one::<String>(reply).map(|_| true)?,
         "whoami" => one::<Principal>(reply).map(|_| true)?,
         other => return Err(format!("no reply type known for {other}")),
     })

@@ -525,7 +525,7 @@ enum After {
 pub const MAX_MODULE_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The module itself, gunzipped if it is gzip-compressed (as `install_code` accepts it).
-fn decompress(wasm: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+pub fn decompress(wasm: &[u8]) -> Result<Vec<u8>, RuntimeError> {
     use std::io::Read;
     if !wasm.starts_with(&[0x1f, 0x8b]) {
         return Ok(wasm.to_vec());

@@ -64,7 +64,7 @@ mod system_api;
 
 pub use canister::{
     CANISTER_ID, CANISTER_ID_TEXT, CYCLE_BALANCE, Canister, GENESIS_TIME, MAX_MODULE_BYTES,
-    Runtime, TIME_STEP, unsupported_imports,
+    Runtime, TIME_STEP, decompress, unsupported_imports,
 };
 pub use error::{CANISTER_REJECT, Execution, LoadError, Outcome, RuntimeError};
 pub use image::STABLE_PAGE_BYTES;

@@ -26,6 +26,55 @@ pub fn hostile(name: &str) -> Vec<u8> {
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// What `version` answers in the build [`canister_wasm`] reads.
+pub const VERSION: &str = plugin_host::VERSION;
+
+/// What `version` answers in [`other_canister_build`].
+pub fn other_version() -> String {
+    VERSION.to_uppercase()
+}
+
+/// Another build of the canister: the same code with another version text (patched in its
+/// data), so that an upgrade test shows that the new module runs, not the old one.
+pub fn other_canister_build() -> Vec<u8> {
+    let mut wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
+    let found: Vec<usize> = wasm
+        .windows(VERSION.len())
+        .enumerate()
+        .filter(|(_, bytes)| *bytes == VERSION.as_bytes())
+        .map(|(at, _)| at)
+        .collect();
+    let [at] = found[..] else {
+        panic!(
+            "the version text is {} times in the module, not once",
+            found.len()
+        );
+    };
+    wasm[at..at + VERSION.len()].copy_from_slice(other_version().as_bytes());
+    wasm
+}
+
+/// What the canister's `version` answers.
+pub fn running_version(host: &mut PluginHost) -> String {
+    host.call::<_, (String,)>(CallKind::Query, "version", (), admin())
+        .expect("version")
+        .0
+}
+
+/// Upgrades the canister to the build that is not running ([`canister_wasm`] or
+/// [`other_canister_build`]) and checks that the new one answers.
+#[track_caller]
+pub fn upgrade_to_other_build(host: &mut PluginHost) {
+    let (wasm, version) = if running_version(host) == VERSION {
+        (other_canister_build(), other_version())
+    } else {
+        (canister_wasm(), VERSION.to_owned())
+    };
+    host.upgrade_canister(&wasm, None, admin())
+        .expect("the canister upgrades");
+    assert_eq!(running_version(host), version, "the new build runs");
+}
+
 /// The controller that deployed the canister.
 pub fn admin() -> Principal {
     identity::principal("default")

@@ -41,7 +41,7 @@ impl State {
             // Ingress only reaches a query as an update (replicated): as such invoke_query is
             // for admins (see `State::invoke`); the others cost little and change nothing.
             "invoke_query" => self.settings.is_admin(caller),
-            "get" | "list" | "settings" | "stored_chunks" | "whoami" => true,
+            "get" | "list" | "settings" | "stored_chunks" | "version" | "whoami" => true,
             #[cfg(feature = "bench")]
             "bench_native" => true,
             _ => false,

@@ -68,6 +68,7 @@ fn prepare_query_replies() {
     reply::prepare::<Result<InvokeReply, InvokeFailure>>();
     reply::prepare::<SettingsView>();
     reply::prepare::<Principal>();
+    reply::prepare::<String>();
 }
 
 #[ic_cdk::init]
@@ -281,6 +282,16 @@ fn set_settings(settings: Settings) -> Result<(), SettingsError> {
 #[ic_cdk::query(manual_reply = true)]
 fn whoami() -> Principal {
     replied(ic_cdk::api::msg_caller())
+}
+
+/// What `version` answers. The upgrade tests turn it into another build's by patching these
+/// bytes in the module.
+pub const VERSION: &str = concat!("plugin_host ", env!("CARGO_PKG_VERSION"));
+
+/// The canister's name and version: which build is running.
+#[ic_cdk::query(manual_reply = true)]
+fn version() -> String {
+    replied(VERSION.to_owned())
 }
 
 /// The Candid interface, generated from the endpoints above (`export_candid!` must follow them).
