@@ -201,6 +201,26 @@ pub fn pure_module(rng: &mut Rng) -> Result<Generated, String> {
     rewrite(&wasm, false, true)
 }
 
+/// Replaces a NaN on top of the stack with the canonical one, as wasm-smith does after
+/// arithmetic: `scratch` is the f32 scratch local, `scratch + 1` the f64 one.
+fn canonicalize_nan(f: &mut wasm_encoder::Function, f32: bool, scratch: u32) {
+    let local = if f32 { scratch } else { scratch + 1 };
+    f.instruction(&Instruction::LocalTee(local));
+    f.instruction(&if f32 {
+        Instruction::F32Const(f32::from_bits(0x7fc0_0000).into())
+    } else {
+        Instruction::F64Const(f64::from_bits(0x7ff8_0000_0000_0000).into())
+    });
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&if f32 {
+        Instruction::F32Eq
+    } else {
+        Instruction::F64Eq
+    });
+    f.instruction(&Instruction::Select);
+}
+
 /// What [`rewrite`] learns about a module before rewriting it.
 #[derive(Default)]
 struct Facts {
@@ -278,9 +298,43 @@ struct Rewriter<'f> {
     facts: &'f Facts,
     reader: bool,
     export_globals: bool,
+    /// Canonicalise the NaNs `f32.demote_f64` and `f64.promote_f32` make (wasm-smith's
+    /// `canonicalize_nans` leaves them out; wasmtime canonicalises them, wasmi keeps the payload:
+    /// both are right, so the differential run must not depend on it).
+    canonical_conversions: bool,
+    /// Function bodies rewritten so far.
+    bodies: u32,
 }
 
 impl Rewriter<'_> {
+    /// A function with `func`'s locals plus a scratch f32 and f64 (their first index, or 0 when
+    /// conversions are not canonicalised and none is added).
+    fn function_with_scratch(
+        &mut self,
+        func: &wasmparser::FunctionBody<'_>,
+    ) -> Result<(wasm_encoder::Function, u32), ReencodeError<String>> {
+        if !self.canonical_conversions {
+            return Ok((self.new_function_with_parsed_locals(func)?, 0));
+        }
+        let index = self.facts.imported_funcs + self.bodies;
+        let params = self
+            .facts
+            .func_types
+            .get(index as usize)
+            .and_then(|ty| self.facts.signatures.get(*ty as usize))
+            .and_then(Option::as_ref)
+            .map_or(0, |(params, _)| params.len() as u32);
+        let mut locals = Vec::new();
+        let mut declared = 0;
+        for local in func.get_locals_reader()? {
+            let (count, ty) = local?;
+            declared += count;
+            locals.push((count, self.val_type(ty)?));
+        }
+        locals.extend([(1, EncType::F32), (1, EncType::F64)]);
+        Ok((wasm_encoder::Function::new(locals), params + declared))
+    }
+
     /// Mutable reference globals become immutable (install refuses them); `global.set` of them
     /// becomes `drop`.
     fn frozen(&self, global: u32) -> bool {
@@ -409,11 +463,18 @@ impl Reencode for Rewriter<'_> {
         code: &mut wasm_encoder::CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<Self::Error>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let (mut f, scratch) = self.function_with_scratch(&func)?;
+        self.bodies += 1;
         let mut reader = func.get_operators_reader()?;
         while !reader.eof() {
             let op = reader.read()?;
             let drops = match op {
+                Operator::F32DemoteF64 | Operator::F64PromoteF32 if self.canonical_conversions => {
+                    let f32 = matches!(op, Operator::F32DemoteF64);
+                    f.instruction(&self.instruction(op)?);
+                    canonicalize_nan(&mut f, f32, scratch);
+                    continue;
+                }
                 Operator::TableSet { .. } => 2,
                 Operator::TableFill { .. }
                 | Operator::TableCopy { .. }
@@ -527,16 +588,19 @@ impl Reencode for Rewriter<'_> {
     }
 }
 
-/// Rewrites `wasm` as the module docs say; with `reader`, adds the reader; with `export_globals`,
-/// exports every mutable global not exported yet (as `__g<index>`). The module must have type,
+/// Rewrites `wasm` as the module docs say; with `reader`, adds the reader; with `pure` (the
+/// differential run's modules), exports every mutable global not exported yet (as
+/// `__g<index>`) and canonicalises the NaNs of float conversions. The module must have type,
 /// function, export and code sections (ours always export a function).
-pub fn rewrite(wasm: &[u8], reader: bool, export_globals: bool) -> Result<Generated, String> {
+pub fn rewrite(wasm: &[u8], reader: bool, pure: bool) -> Result<Generated, String> {
     let facts = facts(wasm)?;
     let mut module = wasm_encoder::Module::new();
     let mut rewriter = Rewriter {
         facts: &facts,
         reader,
-        export_globals,
+        export_globals: pure,
+        canonical_conversions: pure,
+        bodies: 0,
     };
     rewriter
         .parse_core_module(&mut module, wasmparser::Parser::new(0), wasm)
@@ -613,6 +677,47 @@ mod tests {
             assert!(module.functions.iter().any(|f| f == READER));
             assert!(module.functions.iter().any(|f| f == "f0"));
         }
+    }
+
+    /// wasm leaves the NaN a conversion makes open: wasmtime as the differential run configures
+    /// it canonicalises, wasmi keeps the payload (seed 20261204, cases 2169, 14653, 23389 of
+    /// 100,000 differed only by that). Pure modules canonicalise it themselves.
+    #[test]
+    fn pure_modules_canonicalise_the_nans_of_conversions() {
+        let wasm = wat::parse_str(
+            r#"(module
+              (global (mut f64) (f64.const 0))
+              (func (export "f0") (result i32)
+                f64.const -nan:0xfffffffffffff
+                f32.demote_f64
+                i32.reinterpret_f32)
+              (func (export "f1") (result i32)
+                f32.const -nan:0x7fffff
+                f64.promote_f32
+                global.set 0
+                i32.const 0))"#,
+        )
+        .expect("wat");
+        let module = rewrite(&wasm, false, true).expect("rewritten");
+        // Without canonicalisation of its own, wasmtime keeps the payload as wasmi does.
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, &module.wasm).expect("compiles");
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instantiates");
+        let call = |store: &mut wasmtime::Store<()>, name: &str| {
+            instance
+                .get_typed_func::<(), i32>(&mut *store, name)
+                .expect("exported")
+                .call(&mut *store, ())
+                .expect("runs")
+        };
+        assert_eq!(call(&mut store, "f0") as u32, 0x7fc0_0000);
+        call(&mut store, "f1");
+        let global = instance
+            .get_global(&mut store, "__g0")
+            .expect("exported global")
+            .get(&mut store);
+        assert_eq!(global.f64().map(f64::to_bits), Some(0x7ff8_0000_0000_0000));
     }
 
     #[test]
