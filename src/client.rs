@@ -3,7 +3,7 @@
 
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{Principal, decode_args, encode_args};
-use ic_local_runtime::{Canister, Execution, Outcome, RuntimeError};
+use ic_local_runtime::{Canister, Execution, Outcome, Runtime, RuntimeError};
 use plugin_host_api::{
     ByteBuf, ChunkError, InitArgs, InstallArgs, InstallChunkedArgs, InstallError, InvokeFailure,
     InvokeOptions, InvokePolicy, InvokeReply, ListArgs, ListPage, ManageError, PluginInfo,
@@ -68,8 +68,18 @@ impl PluginHost {
         init: Option<InitArgs>,
         deployer: Principal,
     ) -> Result<Self, CallError> {
+        Self::deploy_on(&Runtime::new()?, wasm, init, deployer)
+    }
+
+    /// [`PluginHost::deploy`] on `runtime`.
+    pub fn deploy_on(
+        runtime: &Runtime,
+        wasm: &[u8],
+        init: Option<InitArgs>,
+        deployer: Principal,
+    ) -> Result<Self, CallError> {
         let arg = encode_args((init,))?;
-        let (canister, execution) = Canister::install(wasm, &arg, deployer.as_slice())?;
+        let (canister, execution) = Canister::install_on(runtime, wasm, &arg, deployer.as_slice())?;
         Ok(Self {
             canister,
             last_instructions: execution.instructions,

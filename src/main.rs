@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use candid::Principal;
 use clap::{Parser, Subcommand};
-use ic_local_runtime::Canister;
+use ic_local_runtime::{Canister, Runtime};
 use plugin_host_api::{
     ByteBuf, InitArgs, InstallArgs, InstallChunkedArgs, InvokeOptions, InvokePolicy, ListArgs,
     LogEntry, PluginInfo, UpgradePluginArgs, hex,
@@ -369,7 +369,7 @@ fn deploy(
                 state.display()
             ));
         }
-        PluginHost::deploy(&module, init, caller).map_err(|e| e.to_string())?
+        PluginHost::deploy_on(&runtime(state)?, &module, init, caller).map_err(|e| e.to_string())?
     };
     report_instructions(&host, if upgrade { "upgrade" } else { "install" });
     save(&mut host, state)?;
@@ -454,9 +454,15 @@ fn open(state: &Path) -> CliResult<PluginHost> {
             state.display()
         ));
     }
-    Canister::load(&state.join("canister"))
+    Canister::load_on(&runtime(state)?, &state.join("canister"))
         .map(PluginHost::from_canister)
         .map_err(|e| format!("cannot load the canister from {}: {e}", state.display()))
+}
+
+/// The local runtime, keeping compiled canister code in the state directory (`code-cache/`), so
+/// that a command after the first does not compile the canister again.
+fn runtime(state: &Path) -> CliResult<Runtime> {
+    Runtime::with_code_cache(&state.join("code-cache")).map_err(|e| e.to_string())
 }
 
 fn save(host: &mut PluginHost, state: &Path) -> CliResult {

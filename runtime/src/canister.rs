@@ -20,6 +20,7 @@
 //! [`crate::cycles`]), and `deposit_cycles` adds to, and the time and canister version, which a
 //! replicated query moves on as any replicated message does.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{
@@ -27,6 +28,7 @@ use wasmtime::{
     ValType,
 };
 
+use crate::code_cache::CodeCache;
 use crate::cost::{
     self, INSPECT_MESSAGE_LIMIT, INSTALL_LIMIT, MAX_INGRESS_PAYLOAD, QUERY_LIMIT, UPDATE_LIMIT,
 };
@@ -109,6 +111,8 @@ struct Shared {
     linker: Linker<MessageState>,
     /// Recently compiled modules, most recent last; looked up by their (gunzipped) bytes.
     compiled: Mutex<Vec<Code>>,
+    /// Compiled modules on disk, shared with other processes.
+    code_cache: Option<CodeCache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -124,6 +128,17 @@ fn host_error(e: impl std::fmt::Display) -> RuntimeError {
 impl Runtime {
     /// A runtime with an empty module cache.
     pub fn new() -> Result<Self, RuntimeError> {
+        Self::build(None)
+    }
+
+    /// A runtime that also keeps the machine code it compiles in `dir`, and loads it from there
+    /// instead of compiling a module again (for the CLI: one process per command). An entry that
+    /// does not check out is compiled again (`code_cache.rs` says how entries are checked).
+    pub fn with_code_cache(dir: &Path) -> Result<Self, RuntimeError> {
+        Self::build(Some(CodeCache::new(dir)))
+    }
+
+    fn build(code_cache: Option<CodeCache>) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.consume_fuel(true);
         config.operator_cost(cost::operator_cost());
@@ -136,6 +151,7 @@ impl Runtime {
                 engine,
                 linker,
                 compiled: Mutex::new(Vec::new()),
+                code_cache,
             }),
         })
     }
@@ -190,8 +206,19 @@ impl Runtime {
     fn compile_new(&self, wasm: Vec<u8>) -> Result<Code, RuntimeError> {
         let rewritten = export_globals::export_mutable_globals(&wasm)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
-        let module = Module::new(&self.inner.engine, &rewritten.wasm)
-            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+        let engine = &self.inner.engine;
+        let cache = self.inner.code_cache.as_ref();
+        let module = match cache.and_then(|cache| cache.load(engine, &rewritten.wasm)) {
+            Some(module) => module,
+            None => {
+                let module = Module::new(engine, &rewritten.wasm)
+                    .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+                if let Some(cache) = cache {
+                    cache.store(engine, &rewritten.wasm, &module);
+                }
+                module
+            }
+        };
         let unsupported = self.unsupported(&module);
         if !unsupported.is_empty() {
             return Err(RuntimeError::UnsupportedImport(unsupported.join(", ")));

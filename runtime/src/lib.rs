@@ -37,7 +37,8 @@
 //! compare two canisters' stable memories, or keep one as a golden snapshot).
 //!
 //! Compiling a large canister takes seconds: share one [`Runtime`] ([`Canister::install_on`],
-//! [`Canister::load_on`]) to compile each module once per process.
+//! [`Canister::load_on`]) to compile each module once per process, and give it a directory
+//! ([`Runtime::with_code_cache`]) to compile it once across processes.
 //!
 //! ```text
 //! Canister ── code (module, rewritten so every mutable global is exported)
@@ -54,6 +55,7 @@
 //! copy on commit, the other way on a rollback), not an instantiation and two copies.
 
 mod canister;
+mod code_cache;
 pub mod cost;
 pub mod cycles;
 mod error;

@@ -1532,3 +1532,80 @@ fn a_query_called_as_an_update_by_ingress_is_inspected() {
     assert_eq!(e.inspect_instructions, 0);
     assert_eq!(reply_u32(c.query("r_get", &[], ALICE)), 0);
 }
+
+/// A runtime with a code cache loads what an earlier one compiled (its entry is read, not
+/// written again); an entry that does not check out (damaged, cut short, another module's) is
+/// compiled again and replaced, and the canister runs its own code either way.
+#[test]
+fn the_code_cache_serves_entries_that_check_out_and_replaces_the_others() {
+    use std::os::unix::fs::MetadataExt;
+
+    let dir = std::env::temp_dir().join(format!(
+        "ic-local-runtime-code-cache-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let counter = wasm(COUNTER);
+    // A fresh runtime per run, as each CLI command is a fresh process.
+    let run = |module: &[u8]| {
+        let runtime = Runtime::with_code_cache(&dir).expect("a runtime");
+        let (canister, _) =
+            Canister::install_on(&runtime, module, &[], CONTROLLER).expect("installs");
+        canister
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the cache directory")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        entries.sort();
+        entries
+    };
+    let inode = |path: &std::path::Path| std::fs::metadata(path).expect("the entry").ino();
+
+    let mut canister = run(&counter);
+    assert_eq!(reply_u32(canister.update("inc", &[], ALICE)), 1);
+    let [entry] = &entries()[..] else {
+        panic!("one entry after one compile: {:?}", entries());
+    };
+    let written = inode(entry);
+    run(&counter);
+    assert_eq!(
+        inode(entry),
+        written,
+        "a good entry is read, not compiled and written again"
+    );
+
+    let good = std::fs::read(entry).expect("the entry");
+    let mut damaged = good.clone();
+    *damaged.last_mut().expect("not empty") ^= 1;
+    let other = {
+        run(&wasm(COUNTER_V2));
+        let other = entries()
+            .into_iter()
+            .find(|e| e != entry)
+            .expect("the other module's entry");
+        std::fs::read(&other).expect("the other entry")
+    };
+    for (what, bytes) in [
+        ("damaged", damaged),
+        ("cut short", good[..100].to_vec()),
+        ("another module's", other),
+    ] {
+        std::fs::write(entry, &bytes).expect("overwrite the entry");
+        let mut canister = run(&counter);
+        assert_eq!(
+            reply_u32(canister.update("inc", &[], ALICE)),
+            1,
+            "{what}: the counter's own code runs"
+        );
+        assert!(
+            std::fs::read(entry).expect("the entry") == good,
+            "{what}: the entry is compiled again and replaced"
+        );
+        let rewritten = inode(entry);
+        run(&counter);
+        assert_eq!(inode(entry), rewritten, "{what}: the replacement is read");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
