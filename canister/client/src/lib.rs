@@ -163,6 +163,8 @@ methods! {
     update fn set_settings(settings: Settings) -> Result<(), SettingsError>;
     /// This canister's principal, as `plugin_host` sees it.
     query fn whoami() -> Principal;
+    /// Which build of `plugin_host` runs.
+    query fn version() -> String;
 }
 
 #[cfg(test)]
