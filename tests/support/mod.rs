@@ -26,31 +26,49 @@ pub fn hostile(name: &str) -> Vec<u8> {
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The version text in the module `wasm` (`plugin_host X.Y.Z`, what its `version` query
+/// answers) and where it is, found in its data: it must be there exactly once.
+fn version_in(wasm: &[u8]) -> (usize, String) {
+    const NAME: &[u8] = b"plugin_host ";
+    let found: Vec<(usize, String)> = wasm
+        .windows(NAME.len())
+        .enumerate()
+        .filter(|(_, bytes)| *bytes == NAME)
+        .filter_map(|(at, _)| {
+            let digits = wasm[at + NAME.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'.')
+                .count();
+            let text = std::str::from_utf8(&wasm[at..at + NAME.len() + digits]).ok()?;
+            (text.matches('.').count() == 2).then(|| (at, text.to_owned()))
+        })
+        .collect();
+    let [(at, text)] = &found[..] else {
+        panic!(
+            "the version text is {} times in the module, not once: {found:?}",
+            found.len()
+        );
+    };
+    (*at, text.clone())
+}
+
 /// What `version` answers in the build [`canister_wasm`] reads.
-pub const VERSION: &str = plugin_host::VERSION;
+pub fn build_version() -> String {
+    let wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
+    version_in(&wasm).1
+}
 
 /// What `version` answers in [`other_canister_build`].
 pub fn other_version() -> String {
-    VERSION.to_uppercase()
+    build_version().to_uppercase()
 }
 
 /// Another build of the canister: the same code with another version text (patched in its
 /// data), so that an upgrade test shows that the new module runs, not the old one.
 pub fn other_canister_build() -> Vec<u8> {
     let mut wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
-    let found: Vec<usize> = wasm
-        .windows(VERSION.len())
-        .enumerate()
-        .filter(|(_, bytes)| *bytes == VERSION.as_bytes())
-        .map(|(at, _)| at)
-        .collect();
-    let [at] = found[..] else {
-        panic!(
-            "the version text is {} times in the module, not once",
-            found.len()
-        );
-    };
-    wasm[at..at + VERSION.len()].copy_from_slice(other_version().as_bytes());
+    let (at, version) = version_in(&wasm);
+    wasm[at..at + version.len()].copy_from_slice(version.to_uppercase().as_bytes());
     wasm
 }
 
@@ -65,10 +83,10 @@ pub fn running_version(host: &mut PluginHost) -> String {
 /// [`other_canister_build`]) and checks that the new one answers.
 #[track_caller]
 pub fn upgrade_to_other_build(host: &mut PluginHost) {
-    let (wasm, version) = if running_version(host) == VERSION {
+    let (wasm, version) = if running_version(host) == build_version() {
         (other_canister_build(), other_version())
     } else {
-        (canister_wasm(), VERSION.to_owned())
+        (canister_wasm(), build_version())
     };
     host.upgrade_canister(&wasm, None, admin())
         .expect("the canister upgrades");

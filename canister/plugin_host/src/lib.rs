@@ -286,7 +286,7 @@ fn whoami() -> Principal {
 
 /// What `version` answers. The upgrade tests turn it into another build's by patching these
 /// bytes in the module.
-pub const VERSION: &str = concat!("plugin_host ", env!("CARGO_PKG_VERSION"));
+const VERSION: &str = concat!("plugin_host ", env!("CARGO_PKG_VERSION"));
 
 /// The canister's name and version: which build is running.
 #[ic_cdk::query(manual_reply = true)]
