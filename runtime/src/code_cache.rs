@@ -17,6 +17,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 const MAGIC: &[u8; 8] = b"icrtcode";
+
+/// Entries kept: each new one removes the least recently written beyond this (a canister
+/// rebuilt often would otherwise leave ~10 MB per build behind).
+const KEPT: usize = 4;
 const HEADER: usize = MAGIC.len() + 32 + 32;
 
 /// A directory of compiled modules.
@@ -87,6 +91,25 @@ impl CodeCache {
             .and_then(|()| std::fs::rename(&partial, &path));
         if written.is_err() {
             let _ = std::fs::remove_file(&partial);
+        }
+        self.prune();
+    }
+
+    /// Removes all but the [`KEPT`] most recently written entries.
+    fn prune(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = dir
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+                (path.extension()? == "cwasm").then_some((written, path))
+            })
+            .collect();
+        entries.sort_by_key(|(written, _)| std::cmp::Reverse(*written));
+        for (_, path) in entries.into_iter().skip(KEPT) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -1609,3 +1609,26 @@ fn the_code_cache_serves_entries_that_check_out_and_replaces_the_others() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The code cache keeps the four entries written last: a canister rebuilt again and again does
+/// not fill the disk.
+#[test]
+fn the_code_cache_keeps_the_last_four_entries() {
+    let dir = std::env::temp_dir().join(format!(
+        "ic-local-runtime-code-cache-prune-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    for build in 0..6 {
+        let runtime = Runtime::with_code_cache(&dir).expect("a runtime");
+        let module = wasm(&format!(
+            "{COUNTER} (global (export \"build\") i32 (i32.const {build}))"
+        ));
+        Canister::install_on(&runtime, &module, &[], CONTROLLER).expect("installs");
+        let entries = std::fs::read_dir(&dir)
+            .expect("the cache directory")
+            .count();
+        assert_eq!(entries, (build + 1).min(4), "after build {build}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
