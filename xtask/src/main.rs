@@ -20,7 +20,8 @@ commands:
   build-plugins   build only the example plugins into target/plugins/
   demo            build, deploy the canister locally, install and invoke the example plugins
   test            formatting and clippy, the tests that need no build, then build and run
-                  every other test, then the fuzz targets' CI budget (the command CI runs)
+                  every other test, the fuzz targets' CI budget and the benchmarks against
+                  their baseline (the command CI runs)
   fuzz [--cases N] [--seed S] [--target T] [--case K] [--jobs J]
                   run the fuzz targets (engine, differential, candid, store; crate fuzz/)
                   with seeded random cases; --case replays one saved failure
@@ -66,7 +67,7 @@ fn build(root: &Path) -> Result<(), String> {
 /// Runs everything CI checks, fastest first so that a mistake fails early: formatting and
 /// clippy, the tests that need no built canister or plugin (unit tests, the engine's inline-WAT
 /// tests, the runtime's), then the build, then every other test, then the fuzz targets with a
-/// fixed seed. Tests run in release mode, so wasmtime and wasmi are built once for tests, the CLI
+/// fixed seed, then the benchmarks against their committed baseline. Tests run in release mode, so wasmtime and wasmi are built once for tests, the CLI
 /// and the benchmarks alike. Ends with one line totalling every test binary's results.
 fn test(root: &Path) -> Result<(), String> {
     let cargo = |args: &[&str]| {
@@ -145,8 +146,12 @@ fn test(root: &Path) -> Result<(), String> {
     // The fuzz targets with a fixed seed and each target's default budget (about a minute).
     println!("xtask: fuzzing with seed {CI_FUZZ_SEED}, each target's default budget");
     let fuzzed = fuzz(root, &["--seed".to_owned(), CI_FUZZ_SEED.to_string()]);
+    // The benchmarks against benches/results.tsv: a figure more than 5% worse, or a benchmark
+    // that no longer runs, fails the tests (the counts are deterministic).
+    println!("xtask: benchmarks against benches/results.tsv");
+    let benched = canister::build_bench(root).and_then(|_| bench(root));
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    fuzzed
+    fuzzed.and(benched)
 }
 
 /// The engine's test binaries that need nothing built (inline WAT), and those that read the
