@@ -225,8 +225,9 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
         } => {
             let policy = invoke_policy(owner_only, &allow)?;
             let wasm = read_bytes(&file)?;
-            let info = install(host, caller, &name, wasm, config, policy, fuel)?;
-            print_info(&info);
+            let installed = install(host, caller, &name, wasm, config, policy, fuel);
+            report_instructions(host, "install");
+            print_info(&installed?);
             Ok(())
         }
         Command::Invoke {
@@ -423,7 +424,6 @@ pub(crate) fn install(
         host.install_chunked(caller, args)
             .map_err(|e| e.to_string())?
     };
-    report_instructions(host, "install");
     result.map_err(|e| e.to_string())
 }
 
