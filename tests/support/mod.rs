@@ -52,24 +52,32 @@ fn version_in(wasm: &[u8]) -> (usize, String) {
     (*at, text.clone())
 }
 
+/// The version text of the build [`canister_wasm`] reads, and another build of it: the same
+/// code with that text upper-cased (patched in its data). Made once per test binary.
+fn builds() -> &'static (String, Vec<u8>) {
+    static BUILDS: std::sync::OnceLock<(String, Vec<u8>)> = std::sync::OnceLock::new();
+    BUILDS.get_or_init(|| {
+        let mut wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
+        let (at, version) = version_in(&wasm);
+        wasm[at..at + version.len()].copy_from_slice(version.to_uppercase().as_bytes());
+        (version, wasm)
+    })
+}
+
 /// What `version` answers in the build [`canister_wasm`] reads.
 pub fn build_version() -> String {
-    let wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
-    version_in(&wasm).1
+    builds().0.clone()
 }
 
 /// What `version` answers in [`other_canister_build`].
 pub fn other_version() -> String {
-    build_version().to_uppercase()
+    builds().0.to_uppercase()
 }
 
-/// Another build of the canister: the same code with another version text (patched in its
-/// data), so that an upgrade test shows that the new module runs, not the old one.
+/// Another build of the canister: the same code with another version text, so that an upgrade
+/// test shows that the new module runs, not the old one.
 pub fn other_canister_build() -> Vec<u8> {
-    let mut wasm = ic_local_runtime::decompress(&canister_wasm()).expect("the module gunzips");
-    let (at, version) = version_in(&wasm);
-    wasm[at..at + version.len()].copy_from_slice(version.to_uppercase().as_bytes());
-    wasm
+    builds().1.clone()
 }
 
 /// What the canister's `version` answers.
