@@ -258,7 +258,7 @@ hostile_cases! {
     // Refused at install.
     forbidden_import => refused(InstallError::ForbiddenImport {
         module: "wasi_snapshot_preview1".into(),
-        name: "fd_write".into(),
+        name: "sock_open".into(),
         reason: "not a host function of plugin_host".into(),
     }),
     huge_table => refused(InstallError::LimitExceeded(limit(

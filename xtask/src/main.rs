@@ -163,6 +163,7 @@ const ENGINE_TESTS_WITHOUT_BUILD: &[&str] = &[
     "fuzz_regressions",
     "layout",
     "storage",
+    "wasi",
 ];
 const ENGINE_TESTS_WITH_BUILD: &[&str] = &["conformance", "heap"];
 

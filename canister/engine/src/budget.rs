@@ -189,8 +189,24 @@ fn next_slice(
 impl Run {
     /// The call's result as the plugin ABI defines it: return code 0 without an error message is
     /// success, anything else the plugin's error; a failure to finish becomes its typed error.
+    /// WASI's `proc_exit` ends the call as a return would, with its code.
     pub fn outcome(self, host: &HostState, fuel_limit: u64) -> Result<(), InvokeError> {
-        match self.result {
+        let result = match self.result {
+            Err(RunError::Wasm(e)) => match e.downcast_ref::<HostTrap>() {
+                Some(HostTrap::Exit { code: 0 }) => Ok(0),
+                Some(HostTrap::Exit { code }) => {
+                    return Err(InvokeError::PluginError {
+                        code: *code,
+                        message: host
+                            .error_message()
+                            .unwrap_or_else(|| format!("exit code {code}")),
+                    });
+                }
+                _ => Err(RunError::Wasm(e)),
+            },
+            other => other,
+        };
+        match result {
             // As in Extism, a message set (and still live) fails the call whatever the code.
             Ok(code) => match host.error_message() {
                 Some(message) => Err(InvokeError::PluginError { code, message }),

@@ -9,7 +9,7 @@ use plugin_host_api::{InstallError, InvokeError};
 use sha2::{Digest, Sha256};
 use wasmi::Module;
 
-use crate::abi::{CallContext, HostState};
+use crate::abi::{CallContext, HostState, WASI};
 use crate::budget::limit;
 use crate::call::not_run;
 use crate::instance::{CompiledModule, LiveInstance};
@@ -284,10 +284,11 @@ impl<M: Memory + Clone> Engine<M> {
         self.caches.insert_module(
             sha256,
             CompiledModule {
-                module,
                 globals: rewritten.globals.into_iter().map(|g| g.export).collect(),
                 has_start: rewritten.start_exported,
                 wasm_bytes: wasm.len() as u64,
+                wasi: module.imports().any(|import| import.module() == WASI),
+                module,
             },
         );
         Ok(())

@@ -12,6 +12,7 @@ use plugin_host_api::{InvokeError, InvokeFailure, LogEntry};
 use wasmi::{Global, Instance, Linker, Module, ResourceLimiter, Val};
 
 use crate::Writes;
+use crate::abi::wasi::WasiCall;
 use crate::abi::{CallContext, HostState};
 use crate::budget::{self, CallBudget, InstructionMeter};
 use crate::limits::WASM_PAGE_BYTES;
@@ -27,6 +28,8 @@ pub struct CompiledModule {
     pub has_start: bool,
     /// Size of the stored module, for the heap estimate.
     pub wasm_bytes: u64,
+    /// Whether the module imports WASI (its calls then set up the shim's state).
+    pub wasi: bool,
 }
 
 /// What a finished call produced.
@@ -84,6 +87,7 @@ pub struct LiveInstance {
     globals: Vec<Global>,
     saved_globals: Vec<SavedGlobal>,
     shadow: Vec<u8>,
+    wasi: bool,
     /// When it was last used (the engine's clock), for eviction.
     pub last_used: u64,
 }
@@ -125,6 +129,7 @@ impl LiveInstance {
             globals,
             saved_globals: Vec::new(),
             shadow: Vec::new(),
+            wasi: compiled.wasi,
             last_used: 0,
         };
         live.saved_globals = live.read_globals();
@@ -196,13 +201,26 @@ impl LiveInstance {
         {
             return not_run(budget::host_trap_error(trap, 0, budget.fuel_limit));
         }
+        if self.wasi {
+            let host = self.store.data_mut();
+            host.call.wasi = Some(WasiCall::new(function, &host.config, &context.seed));
+        }
         let run = budget::run(&mut self.store, func, budget, meter.as_ref());
         let fuel_used = run.fuel_used;
         let host = self.store.data_mut();
-        let outcome = run.outcome(host, budget.fuel_limit).and_then(|()| {
-            host.output()
-                .map_err(|trap| budget::host_trap_error(trap, fuel_used, budget.fuel_limit))
-        });
+        let stdout = match host.call.wasi.take() {
+            Some(wasi) => wasi.finish(host),
+            None => None,
+        };
+        let outcome = run
+            .outcome(host, budget.fuel_limit)
+            .and_then(|()| match stdout {
+                // stdout is the output unless the plugin set one with `output_set`.
+                Some(stdout) if host.call.output == (0, 0) => Ok(stdout),
+                _ => host
+                    .output()
+                    .map_err(|trap| budget::host_trap_error(trap, fuel_used, budget.fuel_limit)),
+            });
         let logs = std::mem::take(&mut host.call.logs);
         host.end_call();
         CallResult {

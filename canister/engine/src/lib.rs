@@ -59,7 +59,7 @@ use ic_stable_structures::memory_manager::{MemoryId, VirtualMemory};
 use wasmi::{CompilationMode, Config, CustomFuelCosts, Linker};
 
 use crate::abi::{AbiLimits, HostState};
-pub use crate::abi::{ENV, HostFunction, IMPORTS, USER};
+pub use crate::abi::{ENV, HostFunction, IMPORTS, USER, WASI, WASI_IMPORTS};
 pub use crate::budget::InstructionMeter;
 use crate::cache::Caches;
 pub use crate::cache::MODULE_HEAP_PER_WASM_BYTE;
@@ -132,6 +132,9 @@ impl<M: Memory + Clone> Engine<M> {
         let wasmi = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&wasmi);
         abi::link(&mut linker).expect("the ABI table links once");
+        // Defining functions costs nothing at instantiation: a module only resolves what it
+        // imports, so plugins without WASI imports never meet the shim.
+        abi::link_wasi(&mut linker).expect("the WASI table links once");
         let memories = ids.into_array().map(|id| space.get(id));
         Self {
             wasmi,

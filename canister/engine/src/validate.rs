@@ -5,7 +5,7 @@
 use plugin_host_api::InstallError;
 use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef, ValType};
 
-use crate::abi::IMPORTS;
+use crate::abi::all_imports;
 use crate::budget::limit;
 use crate::echo;
 use crate::limits::Limits;
@@ -78,9 +78,8 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
                     let TypeRef::Func(index) = import.ty else {
                         return Err(forbidden("only function imports are provided"));
                     };
-                    let Some(function) = IMPORTS
-                        .iter()
-                        .find(|f| f.module == import.module && f.name == import.name)
+                    let Some(function) =
+                        all_imports().find(|f| f.module == import.module && f.name == import.name)
                     else {
                         return Err(forbidden("not a host function of plugin_host"));
                     };

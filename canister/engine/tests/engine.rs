@@ -545,15 +545,37 @@ fn install_refuses_bad_modules_with_the_reason() {
     assert!(engine.get("bad").is_none());
     assert_eq!(engine.stored_modules(), 0);
 
+    // WASI preview 1 is offered (tests/wasi.rs), but only its own names with their signatures.
     match install_err(
         &mut engine,
-        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+        r#"(module (import "wasi_snapshot_preview1" "sock_open" (func (param i32 i32 i32) (result i32)))
                    (func (export "run") (result i32) (i32.const 0)))"#,
     ) {
-        InstallError::ForbiddenImport { module, name, .. } => {
+        InstallError::ForbiddenImport {
+            module,
+            name,
+            reason,
+        } => {
             assert_eq!(
-                (module.as_str(), name.as_str()),
-                ("wasi_snapshot_preview1", "fd_write")
+                (module.as_str(), name.as_str(), reason.as_str()),
+                (
+                    "wasi_snapshot_preview1",
+                    "sock_open",
+                    "not a host function of plugin_host"
+                )
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match install_err(
+        &mut engine,
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32) (result i32)))
+                   (func (export "run") (result i32) (i32.const 0)))"#,
+    ) {
+        InstallError::ForbiddenImport { name, reason, .. } => {
+            assert_eq!(
+                (name.as_str(), reason.as_str()),
+                ("fd_write", "wrong signature")
             )
         }
         other => panic!("{other:?}"),

@@ -7,65 +7,13 @@
 
 use sha2::{Digest, Sha256};
 use wasmi::Caller;
-use wasmparser::ValType;
 
-use super::{ENV, HostFunction, HostState, HostTrap, USER, arena_trap, charge, trap};
+use super::{HostState, HostTrap, arena_trap, charge, trap};
 use plugin_host_api::{LimitExceeded, LogLevel};
 
-/// A Rust type that stands for a wasm value type in the table.
-trait AbiValue {
-    const TYPE: ValType;
-}
-
-impl AbiValue for u32 {
-    const TYPE: ValType = ValType::I32;
-}
-
-impl AbiValue for i32 {
-    const TYPE: ValType = ValType::I32;
-}
-
-impl AbiValue for u64 {
-    const TYPE: ValType = ValType::I64;
-}
-
-macro_rules! host_functions {
-    ($(
-        $(#[doc = $doc:literal])*
-        $module:ident fn $name:ident($c:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block
-    )*) => {
-        /// Every function a plugin may import: install checks modules against this list.
-        pub const IMPORTS: &[HostFunction] = &[$(
-            HostFunction {
-                module: host_functions!(@module $module),
-                name: stringify!($name),
-                param_names: &[$(stringify!($arg)),*],
-                params: &[$(<$ty as AbiValue>::TYPE),*],
-                results: &[$(<$ret as AbiValue>::TYPE)?],
-                doc: concat!($($doc, "\n"),*),
-            },
-        )*];
-
-        /// Defines every function of [`IMPORTS`] in `linker`.
-        pub fn link(linker: &mut wasmi::Linker<HostState>) -> Result<(), wasmi::Error> {
-            $(
-                linker.func_wrap(
-                    host_functions!(@module $module),
-                    stringify!($name),
-                    |mut $c: Caller<'_, HostState> $(, $arg: $ty)*|
-                        -> Result<host_functions!(@result $($ret)?), wasmi::Error> { $body },
-                )?;
-            )*
-            Ok(())
-        }
-    };
-    (@module env) => { ENV };
-    (@module user) => { USER };
-    (@result) => { () };
-    (@result $ret:ty) => { $ret };
-}
-
 host_functions! {
+    imports: IMPORTS, link: link;
+
     /// Allocates a zeroed block of `len` bytes. Returns its handle (0 for `len` 0).
     /// Owner: the plugin, until `free` or the end of the call (freed space is reused).
     /// Charges: `len` fuel.

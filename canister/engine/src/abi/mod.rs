@@ -1,7 +1,8 @@
 //! The plugin ABI: the Extism guest ABI (`extism:host/env`), implemented natively, and our IC
 //! functions (`extism:host/user`), all from one table ([`functions`]), which generates the list
 //! of imports install checks modules against ([`IMPORTS`]), the linker ([`link`]) and the
-//! reference in `plugins/README.md`.
+//! reference in `plugins/README.md`; and WASI preview 1 (`wasi_snapshot_preview1`), a table of
+//! its own made by the same macro ([`wasi`]: [`WASI_IMPORTS`], [`link_wasi`]).
 //!
 //! The Extism functions never touch a plugin's linear memory: the host keeps a byte arena per call
 //! ([`arena`]); the guest moves bytes in and out with `load_*`/`store_*`. The host primitives
@@ -16,8 +17,71 @@
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+/// A Rust type that stands for a wasm value type in a table.
+trait AbiValue {
+    const TYPE: wasmparser::ValType;
+}
+
+impl AbiValue for u32 {
+    const TYPE: wasmparser::ValType = wasmparser::ValType::I32;
+}
+
+impl AbiValue for i32 {
+    const TYPE: wasmparser::ValType = wasmparser::ValType::I32;
+}
+
+impl AbiValue for u64 {
+    const TYPE: wasmparser::ValType = wasmparser::ValType::I64;
+}
+
+/// A table of host functions: generates the list install checks imports against (`$imports`)
+/// and the function that defines them all in a linker (`$link`), from one entry per function.
+macro_rules! host_functions {
+    (
+        imports: $imports:ident, link: $link:ident;
+        $(
+            $(#[doc = $doc:literal])*
+            $module:ident fn $name:ident($c:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block
+        )*
+    ) => {
+        /// The functions of this table, as plugins import them: install checks imports against
+        /// this list.
+        pub const $imports: &[$crate::abi::HostFunction] = &[$(
+            $crate::abi::HostFunction {
+                module: host_functions!(@module $module),
+                name: stringify!($name),
+                param_names: &[$(stringify!($arg)),*],
+                params: &[$(<$ty as $crate::abi::AbiValue>::TYPE),*],
+                results: &[$(<$ret as $crate::abi::AbiValue>::TYPE)?],
+                doc: concat!($($doc, "\n"),*),
+            },
+        )*];
+
+        /// Defines every function of this table in `linker`.
+        pub fn $link(
+            linker: &mut wasmi::Linker<$crate::abi::HostState>,
+        ) -> Result<(), wasmi::Error> {
+            $(
+                linker.func_wrap(
+                    host_functions!(@module $module),
+                    stringify!($name),
+                    |mut $c: wasmi::Caller<'_, $crate::abi::HostState> $(, $arg: $ty)*|
+                        -> Result<host_functions!(@result $($ret)?), wasmi::Error> { $body },
+                )?;
+            )*
+            Ok(())
+        }
+    };
+    (@module env) => { $crate::abi::ENV };
+    (@module user) => { $crate::abi::USER };
+    (@module wasi) => { $crate::abi::WASI };
+    (@result) => { () };
+    (@result $ret:ty) => { $ret };
+}
+
 pub mod arena;
 mod functions;
+pub mod wasi;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -28,6 +92,7 @@ use wasmi::Caller;
 
 use self::arena::{Arena, ArenaError};
 pub use self::functions::{IMPORTS, link};
+pub use self::wasi::{WASI_IMPORTS, link_wasi};
 use crate::budget::{FuelAccount, InstructionMeter};
 use crate::limits::{LOG_LINE_OVERHEAD, Limits};
 
@@ -35,11 +100,18 @@ use crate::limits::{LOG_LINE_OVERHEAD, Limits};
 pub const ENV: &str = "extism:host/env";
 /// Import module of our IC functions and host primitives.
 pub const USER: &str = "extism:host/user";
+/// Import module of WASI preview 1 ([`wasi`]).
+pub const WASI: &str = "wasi_snapshot_preview1";
+
+/// Every function a plugin may import: the Extism and IC table, then the WASI one.
+pub fn all_imports() -> impl Iterator<Item = &'static HostFunction> {
+    IMPORTS.iter().chain(WASI_IMPORTS)
+}
 
 /// One function of the plugin ABI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostFunction {
-    /// Import module ([`ENV`] or [`USER`]).
+    /// Import module ([`ENV`], [`USER`] or [`WASI`]).
     pub module: &'static str,
     /// Import name.
     pub name: &'static str,
@@ -60,7 +132,7 @@ pub struct HostFunction {
 pub fn reference() -> String {
     let mut out = String::new();
     let mut module = "";
-    for f in IMPORTS {
+    for f in all_imports() {
         if f.module != module {
             module = f.module;
             out.push_str(&format!("\n### `{module}`\n\n"));
@@ -194,6 +266,12 @@ pub enum HostTrap {
         /// The limit.
         limit: u64,
     },
+    /// The plugin called WASI's `proc_exit`.
+    #[error("proc_exit({code})")]
+    Exit {
+        /// The exit code.
+        code: i32,
+    },
 }
 
 impl wasmi::errors::HostError for HostTrap {}
@@ -247,6 +325,8 @@ pub struct CallState {
     pub meter: Rc<dyn InstructionMeter>,
     /// The counter value at which the call must stop.
     pub instruction_limit: u64,
+    /// The WASI shim's state, for plugins that import WASI.
+    pub wasi: Option<wasi::WasiCall>,
 }
 
 impl std::fmt::Debug for CallState {
@@ -300,6 +380,7 @@ impl HostState {
                 fuel: FuelAccount::new(0),
                 meter,
                 instruction_limit: 0,
+                wasi: None,
             },
             limits,
             config,
