@@ -2,7 +2,8 @@
 //!
 //! The Rust plugins are a cargo workspace of their own (`plugins/`, target wasm32 set in its
 //! `.cargo/config.toml`). The C plugin is built with clang and wasm-ld (Debian's `clang` and `lld`,
-//! installed here when missing). The AssemblyScript plugin is an npm project of its own
+//! installed here when missing); the C plugin with libc for WASI preview 1 also needs Debian's
+//! `wasi-libc` and `libclang-rt-14-dev-wasm32` (installed here when missing). The AssemblyScript plugin is an npm project of its own
 //! (`plugins/assemblyscript`: `assemblyscript` and `@extism/as-pdk` pinned by its
 //! `package-lock.json`, installed with `npm ci`). The hostile plugins are WAT text that the tests
 //! parse directly.
@@ -39,8 +40,34 @@ pub fn build(root: &Path) -> Result<(), String> {
         fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
         report(name, &target);
     }
+    build_wasi_std(&plugins, &out)?;
     build_c(root, &out)?;
+    build_c_libc(root, &out)?;
     build_assemblyscript(root, &out)
+}
+
+/// Builds the Rust std plugin `plugins/wasi_std` for WASI preview 1 (`wasm32-wasip1`, added with
+/// rustup when missing) into `wasi_std.wasm`.
+fn build_wasi_std(plugins: &Path, out: &Path) -> Result<(), String> {
+    run(Command::new("rustup")
+        .current_dir(plugins)
+        .args(["target", "add", "wasm32-wasip1"]))?;
+    eprintln!("xtask: building the Rust std plugin for wasm32-wasip1 (wasi_std)");
+    run(Command::new("cargo").current_dir(plugins).args([
+        "build",
+        "--quiet",
+        "--release",
+        "--locked",
+        "--package",
+        "wasi_std",
+        "--target",
+        "wasm32-wasip1",
+    ]))?;
+    let built = plugins.join("target/wasm32-wasip1/release/wasi_std.wasm");
+    let target = out.join("wasi_std.wasm");
+    fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
+    report("wasi_std", &target);
+    Ok(())
 }
 
 /// Builds `plugins/c/vowels.c` into `c_vowels.wasm`.
@@ -60,6 +87,51 @@ fn build_c(root: &Path, out: &Path) -> Result<(), String> {
         .arg("vowels.c"))?;
     report("c_vowels", &target);
     Ok(())
+}
+
+/// Builds `plugins/c_libc/tally.c` against wasi-libc into `c_tally.wasm`: a WASI reactor
+/// (`_initialize` runs its constructors once, at install), stripped.
+fn build_c_libc(root: &Path, out: &Path) -> Result<(), String> {
+    ensure_c_toolchain()?;
+    ensure_wasi_libc()?;
+    let target = out.join("c_tally.wasm");
+    run(Command::new("clang")
+        .current_dir(root.join("plugins/c_libc"))
+        .args([
+            "--target=wasm32-wasi",
+            "-O2",
+            "-mexec-model=reactor",
+            "-Wl,--strip-all",
+            "-o",
+        ])
+        .arg(&target)
+        .arg("tally.c"))?;
+    report("c_tally", &target);
+    Ok(())
+}
+
+/// Installs Debian's wasi-libc and clang's wasm32 runtime library when they are missing.
+fn ensure_wasi_libc() -> Result<(), String> {
+    const LIBC: &str = "/usr/lib/wasm32-wasi/libc.a";
+    const BUILTINS: &str =
+        "/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a";
+    if Path::new(LIBC).exists() && Path::new(BUILTINS).exists() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing wasi-libc and libclang-rt-14-dev-wasm32 (Debian packages) for the C plugin with libc"
+    );
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args([
+        "install",
+        "-y",
+        "-qq",
+        "wasi-libc",
+        "libclang-rt-14-dev-wasm32",
+    ]))
+    .map_err(|e| {
+        format!("{e}\n(the C plugin with libc needs Debian's `wasi-libc` and `libclang-rt-14-dev-wasm32`)")
+    })
 }
 
 /// Builds `plugins/assemblyscript` (`npm run build`, i.e. `asc` with its `asconfig.json`) into
