@@ -7,7 +7,7 @@
 
 mod support;
 
-use plugin_host_api::{InvokeError, LogLevel};
+use plugin_host_api::{ByteBuf, InvokeError, LogLevel, UpgradePluginArgs};
 use support::*;
 
 /// The C plugin, installed with stdout as the output.
@@ -71,6 +71,45 @@ fn c_with_libc_keeps_its_malloc_heap_across_calls_and_an_upgrade() {
     assert_eq!(
         ok(&mut host, "tally", "add", "cat"),
         "{\"added\":1,\"distinct\":7,\"total\":11}\n"
+    );
+}
+
+#[test]
+fn c_with_libc_plugins_are_isolated_and_upgrade_plugin_starts_them_afresh() {
+    let mut host = host();
+    install_tally(&mut host, "a");
+    install_tally(&mut host, "b");
+    ok(&mut host, "a", "add", "alpha beta alpha");
+    ok(&mut host, "b", "add", "gamma");
+    assert_eq!(
+        ok(&mut host, "b", "count", "alpha"),
+        "{\"word\":\"alpha\",\"count\":0}\n"
+    );
+    assert_eq!(
+        ok(&mut host, "a", "count", "alpha"),
+        "{\"word\":\"alpha\",\"count\":2}\n"
+    );
+    // upgrade_plugin: memory restarts from the new module, whose `_initialize` runs once more.
+    let info = host
+        .upgrade_plugin(
+            alice(),
+            UpgradePluginArgs {
+                name: "a".into(),
+                wasm: ByteBuf::from(plugin("c_tally")),
+                migration: None,
+            },
+        )
+        .expect("message")
+        .expect("upgrade_plugin");
+    assert_eq!(info.functions.len(), 5);
+    assert_eq!(
+        ok(&mut host, "a", "add", "delta"),
+        "{\"added\":1,\"distinct\":1,\"total\":1}\n"
+    );
+    assert_eq!(
+        ok(&mut host, "b", "count", "gamma"),
+        "{\"word\":\"gamma\",\"count\":1}\n",
+        "b is untouched"
     );
 }
 
