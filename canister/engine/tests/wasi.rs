@@ -249,9 +249,10 @@ fn every_function_answers_hostile_arguments_with_an_errno() {
             // No fd to speak of: -1 is not a descriptor.
             "fd_prestat_get" | "fd_prestat_dir_name" => EBADF,
             "proc_raise" => ENOSYS,
-            "poll_oneoff" | "args_get" | "args_sizes_get" | "environ_get" | "environ_sizes_get"
-            | "random_get" => EFAULT,
-            "clock_res_get" | "clock_time_get" => EINVAL,
+            "args_get" | "args_sizes_get" | "environ_get" | "environ_sizes_get" | "random_get" => {
+                EFAULT
+            }
+            "clock_res_get" | "clock_time_get" | "poll_oneoff" => EINVAL,
             _ => EBADF,
         };
         assert_eq!(all_minus_one, expected, "{}(-1, ...)", f.name);
@@ -334,6 +335,8 @@ fn fd_write_refuses_bad_fds_and_ranges_without_writing() {
         (func (export "iovs_outside") (result i32) (call $w (i32.const 1) (i32.const 131068) (i32.const 1) (i32.const 24) (i32.const 64) (i32.const 5)))
         (func (export "iovs_len_max") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const -1) (i32.const 24) (i32.const 64) (i32.const 5)))
         (func (export "iovs_len_wraps") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const 0x20000000) (i32.const 24) (i32.const 64) (i32.const 5)))
+        (func (export "iovs_1025") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const 1025) (i32.const 24) (i32.const 64) (i32.const 5)))
+        (func (export "iovs_1024_outside") (result i32) (call $w (i32.const 1) (i32.const 131064) (i32.const 1024) (i32.const 24) (i32.const 64) (i32.const 5)))
         (func (export "data_outside") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24) (i32.const 131070) (i32.const 5)))
         (func (export "len_near_max") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24) (i32.const 64) (i32.const -2)))
         (func (export "ptr_wraps") (result i32) (call $w (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24) (i32.const -1) (i32.const 2)))
@@ -348,8 +351,10 @@ fn fd_write_refuses_bad_fds_and_ranges_without_writing() {
         ("fd3", EBADF),
         ("fd_max", EBADF),
         ("iovs_outside", EFAULT),
-        ("iovs_len_max", EFAULT),
-        ("iovs_len_wraps", EFAULT),
+        ("iovs_len_max", EINVAL),
+        ("iovs_len_wraps", EINVAL),
+        ("iovs_1025", EINVAL),
+        ("iovs_1024_outside", EFAULT),
         ("data_outside", EFAULT),
         ("len_near_max", EFAULT),
         ("ptr_wraps", EFAULT),
@@ -397,23 +402,24 @@ fn fd_write_floods_are_capped_like_logs_or_run_out_of_fuel() {
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br_if $l (i32.lt_u (local.get $i) (i32.const 16))))
           (i32.const 0))
-        ;; 8,000 iovecs, each the whole second page: 524 MB asked for in one call.
+        ;; 1,024 iovecs (the most), each the same 1 MiB: 1 GiB asked for in one call.
         (func (export "huge") (result i32) (local $i i32)
+          (drop (memory.grow (i32.const 16)))
           (loop $l
             (i32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3))) (i32.const 65536))
-            (i32.store (i32.add (i32.const 1028) (i32.shl (local.get $i) (i32.const 3))) (i32.const 65536))
+            (i32.store (i32.add (i32.const 1028) (i32.shl (local.get $i) (i32.const 3))) (i32.const 1048576))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br_if $l (i32.lt_u (local.get $i) (i32.const 8000))))
-          (call $fd_write (i32.const 1) (i32.const 1024) (i32.const 8000) (i32.const 24)))
-        ;; 65,537 iovecs of 64 KiB: the lengths add up past 4 GiB.
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1024))))
+          (call $fd_write (i32.const 1) (i32.const 1024) (i32.const 1024) (i32.const 24)))
+        ;; 1,024 iovecs of 4 MiB + 1 byte: the lengths add up past 4 GiB.
         (func (export "past_4gib") (result i32) (local $i i32)
-          (drop (memory.grow (i32.const 9)))
+          (drop (memory.grow (i32.const 64)))
           (loop $l
-            (i32.store (i32.add (i32.const 131072) (i32.shl (local.get $i) (i32.const 3))) (i32.const 65536))
-            (i32.store (i32.add (i32.const 131076) (i32.shl (local.get $i) (i32.const 3))) (i32.const 65536))
+            (i32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3))) (i32.const 65536))
+            (i32.store (i32.add (i32.const 1028) (i32.shl (local.get $i) (i32.const 3))) (i32.const 4194305))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br_if $l (i32.lt_u (local.get $i) (i32.const 65537))))
-          (call $fd_write (i32.const 1) (i32.const 131072) (i32.const 65537) (i32.const 24)))"#;
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1024))))
+          (call $fd_write (i32.const 1) (i32.const 1024) (i32.const 1024) (i32.const 24)))"#;
     try_install(&mut engine, "flood", body, BTreeMap::new()).expect("install");
     let lines = call(&mut engine, "flood", "lines", b"", None).expect("lines");
     let cap = 64 * 1024 / 17;
@@ -429,7 +435,7 @@ fn fd_write_floods_are_capped_like_logs_or_run_out_of_fuel() {
         "cut to the cap, not dropped"
     );
 
-    // 524 MB at a fuel a byte is more than the default 100 M: refused before anything moves.
+    // 1 GiB at a fuel a byte is more than the default 100 M: refused before anything moves.
     match fails(&mut engine, "flood", "huge") {
         InvokeError::OutOfFuel { fuel_limit, .. } => assert_eq!(fuel_limit, 100_000_000),
         other => panic!("{other}"),
@@ -519,7 +525,7 @@ fn fd_read_reads_the_input_then_end_of_file() {
         ("from_stdout", EBADF),
         ("iovec_outside", EFAULT),
         ("nread_outside", EFAULT),
-        ("iovs_len_max", EFAULT),
+        ("iovs_len_max", EINVAL),
     ] {
         assert_eq!(
             errno(&mut engine, "stdin", function),
@@ -779,7 +785,8 @@ fn poll_oneoff_fires_clocks_at_once_and_sees_stdio_ready() {
           (call $poll_oneoff (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 100)))
         (func (export "subs_outside") (result i32) (call $poll_oneoff (i32.const 131050) (i32.const 2048) (i32.const 1) (i32.const 100)))
         (func (export "events_outside") (result i32) (call $poll_oneoff (i32.const 1024) (i32.const 131050) (i32.const 1) (i32.const 100)))
-        (func (export "huge_count") (result i32) (call $poll_oneoff (i32.const 1024) (i32.const 2048) (i32.const -1) (i32.const 100)))"#;
+        (func (export "huge_count") (result i32) (call $poll_oneoff (i32.const 1024) (i32.const 2048) (i32.const -1) (i32.const 100)))
+        (func (export "count_1024_outside") (result i32) (call $poll_oneoff (i32.const 100000) (i32.const 2048) (i32.const 1024) (i32.const 100)))"#;
     install(&mut engine, "poll", body);
     let out = ok(&mut engine, "poll", "poll", b"abc");
     assert_eq!(le32(&out[..4]), [4]);
@@ -809,7 +816,8 @@ fn poll_oneoff_fires_clocks_at_once_and_sees_stdio_ready() {
         ("bad_tag", EINVAL),
         ("subs_outside", EFAULT),
         ("events_outside", EFAULT),
-        ("huge_count", EFAULT),
+        ("huge_count", EINVAL),
+        ("count_1024_outside", EFAULT),
     ] {
         assert_eq!(errno(&mut engine, "poll", function), expected, "{function}");
     }

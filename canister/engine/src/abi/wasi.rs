@@ -56,8 +56,13 @@ pub mod errno {
 
 use errno::{BADF, FAULT, INVAL, NOSYS, NOTDIR, NOTSOCK, NOTSUP, SPIPE, SUCCESS};
 
-/// Fuel per iovec or poll subscription read, on top of the bytes moved.
+/// Fuel per iovec read, on top of the bytes moved.
 const ENTRY_FUEL: u64 = 8;
+
+/// Most iovecs in one `fd_read` or `fd_write` and most subscriptions in one `poll_oneoff` (POSIX's
+/// `IOV_MAX`, wasi-libc's too): more answer `EINVAL`. It bounds the host's heap for the copy it
+/// keeps of them.
+pub const MAX_ENTRIES: u32 = 1024;
 
 /// The config key whose words are the plugin's arguments.
 pub const ARGS_KEY: &str = "wasi.args";
@@ -210,13 +215,16 @@ fn write(c: &mut Caller<'_, HostState>, writes: &[(u32, &[u8])]) -> Answer {
 }
 
 /// The iovecs (`(ptr, len)` pairs) at `iovs`, each checked against memory; their total length.
-/// Charges the entries first.
+/// Charges the entries once their table is known to lie in memory.
 fn iovecs(
     c: &mut Caller<'_, HostState>,
     function: &'static str,
     iovs: u32,
     count: u32,
 ) -> Result<(Vec<(u32, u32)>, u64), Fail> {
+    if count > MAX_ENTRIES {
+        return Err(Fail::Errno(INVAL));
+    }
     let memory = memory(c).ok_or(Fail::Errno(FAULT))?;
     let table_len = u64::from(count).saturating_mul(8);
     range(memory.data(&*c).len(), iovs, table_len)?;
@@ -447,7 +455,7 @@ fn fd_read(c: &mut Caller<'_, HostState>, fd: u32, iovs: u32, iovs_len: u32, nre
     if let Some(wasi) = state.call.wasi.as_mut() {
         wasi.stdin_read = wasi.stdin_read.saturating_add(done);
     }
-    // `done <= total`, which fits in u32 per iovec sum only if small: cap the answer.
+    // `done` is at most the input's length, which lies in the arena (64 MiB).
     let done = u32::try_from(done).map_err(|_| Fail::Errno(INVAL))?;
     write(c, &[(nread, &done.to_le_bytes())])
 }
@@ -483,7 +491,7 @@ fn poll_oneoff(
     /// Reading a subscription and writing its event.
     const FUEL: u64 = 88;
     charge(c, "poll_oneoff", 0, 0)?;
-    if count == 0 {
+    if count == 0 || count > MAX_ENTRIES {
         return Err(Fail::Errno(INVAL));
     }
     let memory = memory(c).ok_or(Fail::Errno(FAULT))?;
@@ -684,8 +692,9 @@ host_functions! {
 
     /// Reads the call's input from fd 0 into the iovecs (`iovs_len` pairs of pointer and length
     /// at `iovs`) and writes the bytes read at `nread` (0 at the end of the input).
-    /// Charges: 8 per iovec and the bytes read. Answers: `EBADF` for any other fd, `EFAULT` if
-    /// an iovec or `nread` is outside memory (then nothing is read).
+    /// Charges: 8 per iovec and the bytes read. Answers: `EBADF` for any other fd, `EINVAL` for
+    /// more than 1,024 iovecs, `EFAULT` if an iovec or `nread` is outside memory (then nothing is
+    /// read).
     wasi fn fd_read(c, fd: u32, iovs: u32, iovs_len: u32, nread: u32) -> u32 {
         answer(fd_read(&mut c, fd, iovs, iovs_len, nread))
     }
@@ -724,8 +733,8 @@ host_functions! {
     /// per line, kept within the call's log cap like `log_*` (an unfinished line is logged when
     /// the call ends). Charges: 8 per iovec and the bytes written.
     /// Fails: `LimitExceeded` "output bytes" when stdout is the output and passes 1.8 MB.
-    /// Answers: `EBADF` for any other fd, `EFAULT` if an iovec or `nwritten` is outside memory
-    /// (then nothing is written), `EINVAL` if the lengths add up past 4 GiB.
+    /// Answers: `EBADF` for any other fd, `EINVAL` for more than 1,024 iovecs or lengths adding up
+    /// past 4 GiB, `EFAULT` if an iovec or `nwritten` is outside memory (then nothing is written).
     wasi fn fd_write(c, fd: u32, iovs: u32, iovs_len: u32, nwritten: u32) -> u32 {
         answer(fd_write(&mut c, fd, iovs, iovs_len, nwritten))
     }
@@ -794,7 +803,8 @@ host_functions! {
     /// event (32 bytes) for each at `events`, and their number at `nevents`: clocks fire at
     /// once (nothing sleeps); stdin is readable (the input bytes left; hangup at its end),
     /// stdout and stderr writable; other fds get an event with `EBADF`.
-    /// Charges: 88 per subscription. Answers: `EINVAL` for none or an unknown kind, `EFAULT`.
+    /// Charges: 88 per subscription. Answers: `EINVAL` for none, more than 1,024 or an unknown
+    /// kind, `EFAULT`.
     wasi fn poll_oneoff(c, subscriptions: u32, events: u32, nsubscriptions: u32, nevents: u32) -> u32 {
         answer(poll_oneoff(&mut c, subscriptions, events, nsubscriptions, nevents))
     }
