@@ -1,7 +1,7 @@
 //! Modules from `wasm-smith`, driven by a case's random bytes, in the shapes the targets need:
 //!
 //! - plugins ([`plugin_module`]): import any of the plugin ABI (every entry of
-//!   [`plugin_engine::IMPORTS`], with its exact signature), export `() -> i32` functions (and at
+//!   [`plugin_engine::IMPORTS`] and of WASI preview 1, with its exact signature), export `() -> i32` functions (and at
 //!   times `_initialize`) and a memory named `memory`;
 //! - pure modules ([`pure_module`]): no imports, NaNs canonicalised, every global exported, for
 //!   the differential run against wasmtime.
@@ -144,7 +144,10 @@ fn exports_spec(
 /// A module whose imports are the whole plugin ABI, for wasm-smith's `available_imports`.
 pub fn abi_imports() -> Vec<u8> {
     let mut wat = String::from("(module\n");
-    for f in plugin_engine::IMPORTS {
+    for f in plugin_engine::IMPORTS
+        .iter()
+        .chain(plugin_engine::WASI_IMPORTS)
+    {
         let params: Vec<String> = f.params.iter().map(|t| t.to_string()).collect();
         let results: Vec<String> = f.results.iter().map(|t| t.to_string()).collect();
         wat.push_str(&format!(
