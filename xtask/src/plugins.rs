@@ -89,24 +89,27 @@ fn build_c(root: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds `plugins/c_libc/tally.c` against wasi-libc into `c_tally.wasm`: a WASI reactor
-/// (`_initialize` runs its constructors once, at install), stripped.
+/// Builds the C programs of `plugins/c_libc` against wasi-libc, as WASI reactors (`_initialize`
+/// runs their constructors once, at install), stripped: `tally.c` into `c_tally.wasm`, the
+/// conformance cases `conformance.c` into `c_wasi_suite.wasm`.
 fn build_c_libc(root: &Path, out: &Path) -> Result<(), String> {
     ensure_c_toolchain()?;
     ensure_wasi_libc()?;
-    let target = out.join("c_tally.wasm");
-    run(Command::new("clang")
-        .current_dir(root.join("plugins/c_libc"))
-        .args([
-            "--target=wasm32-wasi",
-            "-O2",
-            "-mexec-model=reactor",
-            "-Wl,--strip-all",
-            "-o",
-        ])
-        .arg(&target)
-        .arg("tally.c"))?;
-    report("c_tally", &target);
+    for (source, name) in [("tally.c", "c_tally"), ("conformance.c", "c_wasi_suite")] {
+        let target = out.join(format!("{name}.wasm"));
+        run(Command::new("clang")
+            .current_dir(root.join("plugins/c_libc"))
+            .args([
+                "--target=wasm32-wasi",
+                "-O2",
+                "-mexec-model=reactor",
+                "-Wl,--strip-all",
+                "-o",
+            ])
+            .arg(&target)
+            .arg(source))?;
+        report(name, &target);
+    }
     Ok(())
 }
 

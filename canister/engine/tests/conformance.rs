@@ -1,5 +1,6 @@
 //! Conformance with real plugins built from `plugins/` by `cargo xtask build-plugins` (which
-//! `cargo xtask test` runs first): an unmodified extism-pdk plugin and a C plugin, natively.
+//! `cargo xtask test` runs first): an unmodified extism-pdk plugin and a C plugin, natively; and
+//! WASI preview 1 through wasi-libc, in cases modelled on the wasi-testsuite's.
 
 #![allow(missing_docs)]
 
@@ -124,5 +125,67 @@ fn a_c_plugin_without_a_pdk() {
     assert_eq!(
         text(call(&mut e, "vowels", "count_vowels", "Extism")),
         r#"{"count":2,"total":2}"#
+    );
+}
+
+/// WASI preview 1 conformance: the wasi-testsuite's cases that need no filesystem (clocks, stdio,
+/// fd_write to valid and invalid fds, sock_shutdown on bad fds and on stdio, sched_yield,
+/// poll_oneoff on stdio and timeouts, random_get, args, environ, proc_exit success and failure),
+/// written in C against Debian's wasi-libc (`plugins/c_libc/conformance.c`, one export per case).
+#[test]
+fn wasi_preview1_cases_through_wasi_libc() {
+    let mut e = engine_with(
+        "suite",
+        "c_wasi_suite",
+        &[
+            ("wasi.stdout", "output"),
+            ("wasi.args", "prog first second"),
+            ("wasi.env.SUITE", "wasi"),
+            ("wasi.env.EMPTY", ""),
+        ],
+    );
+    for case in [
+        "clock_getres",
+        "clock_gettime",
+        "sock_shutdown",
+        "sched_yield",
+        "poll_stdio",
+        "random",
+        "args",
+        "environ",
+        "no_filesystem",
+    ] {
+        if let Err(failure) = call(&mut e, "suite", case, "") {
+            panic!("{case}: {failure} {:?}", failure.logs);
+        }
+    }
+    assert_eq!(text(call(&mut e, "suite", "fd_write", "")), "to stdout\n");
+    let stdio = call(&mut e, "suite", "stdio", "input").expect("stdio");
+    assert_eq!(stdio.output, b"hello from stdout\n");
+    assert_eq!(
+        stdio.logs,
+        [plugin_engine::LogEntry {
+            level: plugin_engine::LogLevel::Warn,
+            message: "hello from stderr".into()
+        }]
+    );
+    assert_eq!(
+        text(call(&mut e, "suite", "exit_success", "")),
+        "exiting with 0\n"
+    );
+    // The cases can fail: without the config, `args` and `environ` find nothing.
+    let mut bare = engine_with("bare", "c_wasi_suite", &[]);
+    for case in ["args", "environ"] {
+        match call(&mut bare, "bare", case, "").map_err(|f| f.error) {
+            Err(InvokeError::PluginError { code, .. }) => assert!(code > 0, "{case}"),
+            other => panic!("{case}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        call(&mut e, "suite", "exit_failure", "").map_err(|f| f.error),
+        Err(InvokeError::PluginError {
+            code: 33,
+            message: "exit code 33".into()
+        })
     );
 }
