@@ -191,44 +191,38 @@ impl Run {
     /// success, anything else the plugin's error; a failure to finish becomes its typed error.
     /// WASI's `proc_exit` ends the call as a return would, with its code.
     pub fn outcome(self, host: &HostState, fuel_limit: u64) -> Result<(), InvokeError> {
-        let result = match self.result {
+        match self.result {
+            Ok(code) => returned(host, code),
             Err(RunError::Wasm(e)) => match e.downcast_ref::<HostTrap>() {
-                Some(HostTrap::Exit { code: 0 }) => Ok(0),
-                Some(HostTrap::Exit { code }) => {
-                    return Err(InvokeError::PluginError {
-                        code: *code,
-                        message: host
-                            .error_message()
-                            .unwrap_or_else(|| format!("exit code {code}")),
-                    });
-                }
-                _ => Err(RunError::Wasm(e)),
-            },
-            other => other,
-        };
-        match result {
-            // As in Extism, a message set (and still live) fails the call whatever the code.
-            Ok(code) => match host.error_message() {
-                Some(message) => Err(InvokeError::PluginError { code, message }),
-                None if code == 0 => Ok(()),
-                None => Err(InvokeError::PluginError {
-                    code,
-                    message: String::new(),
+                Some(HostTrap::Exit { code: 0 }) => returned(host, 0),
+                Some(HostTrap::Exit { code }) => Err(InvokeError::PluginError {
+                    code: *code,
+                    message: host
+                        .error_message()
+                        .unwrap_or_else(|| format!("exit code {code}")),
                 }),
+                // A trap after a refused memory or table growth is most likely its consequence
+                // (the guest got -1 and gave up); any other failure is reported as itself.
+                None if host.limit_hit.is_some() && !is_out_of_fuel(&e) => Err(
+                    InvokeError::LimitExceeded(host.limit_hit.clone().expect("checked above")),
+                ),
+                _ => Err(run_error(RunError::Wasm(e), self.fuel_used, fuel_limit)),
             },
-            // A trap after a refused memory or table growth is most likely its consequence (the
-            // guest got -1 and gave up); any other failure is reported as itself.
-            Err(RunError::Wasm(e))
-                if host.limit_hit.is_some()
-                    && e.downcast_ref::<HostTrap>().is_none()
-                    && !is_out_of_fuel(&e) =>
-            {
-                Err(InvokeError::LimitExceeded(
-                    host.limit_hit.clone().expect("checked above"),
-                ))
-            }
             Err(error) => Err(run_error(error, self.fuel_used, fuel_limit)),
         }
+    }
+}
+
+/// A function that returned `code`: as in Extism, a message set (and still live) fails the call
+/// whatever the code.
+fn returned(host: &HostState, code: i32) -> Result<(), InvokeError> {
+    match host.error_message() {
+        Some(message) => Err(InvokeError::PluginError { code, message }),
+        None if code == 0 => Ok(()),
+        None => Err(InvokeError::PluginError {
+            code,
+            message: String::new(),
+        }),
     }
 }
 

@@ -208,9 +208,10 @@ impl LiveInstance {
         let run = budget::run(&mut self.store, func, budget, meter.as_ref());
         let fuel_used = run.fuel_used;
         let host = self.store.data_mut();
-        let stdout = match host.call.wasi.take() {
-            Some(wasi) => wasi.finish(host),
-            None => None,
+        // Plugins without WASI imports never touch the shim's state.
+        let stdout = match self.wasi {
+            true => host.call.wasi.take().and_then(|wasi| wasi.finish(host)),
+            false => None,
         };
         let outcome = run
             .outcome(host, budget.fuel_limit)
