@@ -153,7 +153,12 @@ impl<M: Memory + Clone> Engine<M> {
         }
         let host = self.host_state(record.config.clone(), self.store.vars(record.id));
         let compiled = self.caches.module(&record.code_sha256).ok_or("evicted")?;
-        let mut live = LiveInstance::new(&self.wasmi, &self.linker, compiled, host)?;
+        let mut live = LiveInstance::new(
+            &self.wasmi,
+            crate::linker_for(&self.wasmi, &self.linker, &self.wasi_linker, compiled.wasi),
+            compiled,
+            host,
+        )?;
         live.restore(&self.store, record)?;
         self.caches.insert_instance(record.name.clone(), live);
         Ok(())

@@ -250,12 +250,15 @@ impl<M: Memory + Clone> Engine<M> {
         self.compile(sha256, wasm, Validate::Yes)?;
         let budget = self.budget(self.limits.install_fuel, true);
         let compiled = self.caches.module(&sha256).expect("compiled above");
-        let mut live =
-            LiveInstance::new(&self.wasmi, &self.linker, compiled, host).map_err(|reason| {
-                InstallError::InstantiationFailed {
-                    reason: echo(&reason),
-                }
-            })?;
+        let mut live = LiveInstance::new(
+            &self.wasmi,
+            crate::linker_for(&self.wasmi, &self.linker, &self.wasi_linker, compiled.wasi),
+            compiled,
+            host,
+        )
+        .map_err(|reason| InstallError::InstantiationFailed {
+            reason: echo(&reason),
+        })?;
         live.initialize(compiled, initializer, context, budget, &self.meter)
             .map_err(|failure| InstallError::StartFailed(Box::new(failure)))?;
         Ok(live)

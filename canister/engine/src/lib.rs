@@ -87,6 +87,9 @@ const ECHO_BYTES: usize = 256;
 pub struct Engine<M: Memory + Clone> {
     wasmi: wasmi::Engine,
     linker: Linker<HostState>,
+    /// The linker with WASI preview 1 too, made when the first module importing WASI is
+    /// instantiated: plugins without WASI never meet the shim, nor its allocations.
+    wasi_linker: std::cell::OnceCell<Linker<HostState>>,
     store: PluginStore<VirtualMemory<M>>,
     space: Rc<StableSpace<M>>,
     ids: StableMemories<MemoryId>,
@@ -132,13 +135,11 @@ impl<M: Memory + Clone> Engine<M> {
         let wasmi = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&wasmi);
         abi::link(&mut linker).expect("the ABI table links once");
-        // Defining functions costs nothing at instantiation: a module only resolves what it
-        // imports, so plugins without WASI imports never meet the shim.
-        abi::link_wasi(&mut linker).expect("the WASI table links once");
         let memories = ids.into_array().map(|id| space.get(id));
         Self {
             wasmi,
             linker,
+            wasi_linker: std::cell::OnceCell::new(),
             store: PluginStore::init(StableMemories::from_array(memories)),
             space,
             ids,
@@ -310,4 +311,23 @@ fn echo(text: &str) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// The linker for a module: `linker`, or for one that imports WASI (`wasi`) the one with WASI
+/// preview 1 too, made the first time it is needed.
+fn linker_for<'a>(
+    wasmi: &wasmi::Engine,
+    linker: &'a Linker<HostState>,
+    wasi_linker: &'a std::cell::OnceCell<Linker<HostState>>,
+    wasi: bool,
+) -> &'a Linker<HostState> {
+    if !wasi {
+        return linker;
+    }
+    wasi_linker.get_or_init(|| {
+        let mut linker = Linker::new(wasmi);
+        abi::link(&mut linker).expect("the ABI table links once");
+        abi::link_wasi(&mut linker).expect("the WASI table links once");
+        linker
+    })
 }
