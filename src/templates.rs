@@ -40,11 +40,11 @@ impl Language {
                     "src/lib.rs",
                     include_str!("../templates/rust/src/lib.rs.tmpl"),
                 ),
-                (".gitignore", "/target\n/plugin.wasm\n"),
+                (".gitignore", "/target\n/plugin.wasm\n/.plugin-host\n"),
             ],
             Language::C => &[
                 ("plugin.c", include_str!("../templates/c/plugin.c.tmpl")),
-                (".gitignore", "/plugin.wasm\n"),
+                (".gitignore", "/plugin.wasm\n/.plugin-host\n"),
             ],
             Language::Assemblyscript => &[
                 (
@@ -59,7 +59,7 @@ impl Language {
                     "assembly/index.ts",
                     include_str!("../templates/assemblyscript/assembly/index.ts.tmpl"),
                 ),
-                (".gitignore", "/node_modules\n/plugin.wasm\n"),
+                (".gitignore", "/node_modules\n/plugin.wasm\n/.plugin-host\n"),
             ],
         }
     }
