@@ -351,6 +351,29 @@ fn save_and_load_keep_the_whole_heap() {
 }
 
 #[test]
+fn a_save_rewrites_only_the_files_that_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("save_what_changed");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = install(COUNTER);
+    c.save(&dir).expect("save");
+    // A file rewritten is a new file renamed into place: a new inode.
+    let inode = |name: &str| std::fs::metadata(dir.join(name)).expect("saved").ino();
+    let files = ["module.wasm", "heap.bin", "stable.bin", "canister.txt"];
+    let before: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+    reply(c.query("get", &[], ALICE));
+    c.save(&dir).expect("save after a query");
+    let after_query: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+    assert_eq!(after_query[..3], before[..3], "a query changes no memory");
+    reply(c.update("inc", &[], ALICE));
+    c.save(&dir).expect("save after an update");
+    assert_eq!(inode("module.wasm"), before[0]);
+    assert_ne!(inode("heap.bin"), before[1]);
+    let mut loaded = Canister::load(&dir).expect("load");
+    assert_eq!(counters(&mut loaded), [1, 1, 1]);
+}
+
+#[test]
 fn load_rejects_a_torn_state() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torn_state");
     let _ = std::fs::remove_dir_all(&dir);
