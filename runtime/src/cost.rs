@@ -18,6 +18,9 @@
 //! The instruction count of a message is fuel spent + host charges + top-ups. Counts are
 //! deterministic: the same module, state and input always give the same number.
 //!
+//! A message has no fixed instruction overhead: the scheduler's `instruction_overhead_per_execution`
+//! and `_per_canister` count against the round's budget, not the message's count.
+//!
 //! Not modelled: the replica's compilation charge of an `install_code` (6,000 instructions per
 //! instruction of the instrumented module), and costs of wasm64 (memory64) canisters, whose loads
 //! and stores cost 2: canisters here are wasm32.
