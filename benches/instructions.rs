@@ -95,17 +95,11 @@ impl Bench {
         });
     }
 
-    /// P1: each kernel natively inside the bench canister and as the `kernels` plugin.
+    /// P1: each kernel natively inside the bench canister (opt-level 3, as the canister is built)
+    /// and as the `kernels` plugin built the same way (`kernels_o3`: the goal's figure, `P1`)
+    /// and at opt-level "s", as every example plugin is built (`kernels`: `P1s`).
     fn p1_interpretation_ratio(&mut self, root: &Path) {
         let mut host = deploy(&read(root, "target/dist/plugin_host_bench.wasm.gz"));
-        install(
-            &mut host,
-            "kernels",
-            read(root, "target/plugins/kernels.wasm"),
-        );
-        invoke(&mut host, "kernels", "noop", "");
-        let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
-        let mut log_sum = 0.0;
         let mut natives = BTreeMap::new();
         for (kernel, what, n) in bench_kernels::KERNELS {
             let native: Option<NativeRun> = host
@@ -118,46 +112,69 @@ impl Bench {
                 .expect("bench_native")
                 .0;
             let native = native.unwrap_or_else(|| panic!("the bench canister lacks `{kernel}`"));
-            // The first call translates the code it reaches (lazy translation); measure the second.
-            invoke(&mut host, "kernels", kernel, &n.to_string());
-            let run = invoke(&mut host, "kernels", kernel, &n.to_string());
-            assert_eq!(
-                run.output,
-                native.output.as_slice(),
-                "{kernel}: the plugin and the native build disagree"
-            );
-            let interpreted = run.instructions.saturating_sub(fixed) as f64;
-            let ratio = interpreted / native.instructions as f64;
-            log_sum += ratio.ln();
-            self.add(
-                &format!("P1.{kernel}"),
-                format!(
-                    "{what}, n={n}: native {} vs plugin {} ({:.1} instr/fuel)",
-                    group_digits(native.instructions),
-                    group_digits(interpreted as u64),
-                    interpreted / run.fuel_used as f64
-                ),
-                ratio,
-                "x",
-                None,
-            );
             natives.insert(*kernel, (native, *what, *n));
         }
-        let geomean = (log_sum / bench_kernels::KERNELS.len() as f64).exp();
-        self.add(
-            "P1.geomean",
-            "interpretation ratio, geometric mean".into(),
-            geomean,
-            "x",
-            Some(10.0),
-        );
+        let builds = [
+            ("kernels_o3", "P1", "opt-level 3, as native", Some(10.0)),
+            ("kernels", "P1s", "opt-level \"s\"", None),
+        ];
+        let mut fixed_o3 = 0;
+        for (plugin, part, build, goal) in builds {
+            install(
+                &mut host,
+                plugin,
+                read(root, &format!("target/plugins/{plugin}.wasm")),
+            );
+            invoke(&mut host, plugin, "noop", "");
+            let fixed = invoke(&mut host, plugin, "noop", "").instructions;
+            if plugin == "kernels_o3" {
+                fixed_o3 = fixed;
+            }
+            let mut log_sum = 0.0;
+            for (kernel, _, _) in bench_kernels::KERNELS {
+                let (native, what, n) = &natives[kernel];
+                // The first call translates the code it reaches (lazy translation); measure the
+                // second.
+                invoke(&mut host, plugin, kernel, &n.to_string());
+                let run = invoke(&mut host, plugin, kernel, &n.to_string());
+                assert_eq!(
+                    run.output,
+                    native.output.as_slice(),
+                    "{kernel}: the plugin ({build}) and the native build disagree"
+                );
+                let interpreted = run.instructions.saturating_sub(fixed) as f64;
+                let ratio = interpreted / native.instructions as f64;
+                log_sum += ratio.ln();
+                self.add(
+                    &format!("{part}.{kernel}"),
+                    format!(
+                        "{what}, n={n}: native {} vs plugin ({build}) {} ({:.1} instr/fuel)",
+                        group_digits(native.instructions),
+                        group_digits(interpreted as u64),
+                        interpreted / run.fuel_used as f64
+                    ),
+                    ratio,
+                    "x",
+                    None,
+                );
+            }
+            let geomean = (log_sum / bench_kernels::KERNELS.len() as f64).exp();
+            self.add(
+                &format!("{part}.geomean"),
+                format!("interpretation ratio, geometric mean, plugin at {build}"),
+                geomean,
+                "x",
+                goal,
+            );
+        }
+        let fixed = fixed_o3;
 
         // P1b: the kernels that can, with the host's native primitives instead of their own.
         for kernel in bench_kernels::KERNELS_WITH_PRIMITIVES {
             let (native, what, n) = &natives[kernel];
             let function = format!("{kernel}_host");
-            invoke(&mut host, "kernels", &function, &n.to_string());
-            let run = invoke(&mut host, "kernels", &function, &n.to_string());
+            invoke(&mut host, "kernels_o3", &function, &n.to_string());
+            let run = invoke(&mut host, "kernels_o3", &function, &n.to_string());
             assert_eq!(
                 run.output,
                 native.output.as_slice(),
@@ -167,7 +184,7 @@ impl Bench {
             self.add(
                 &format!("P1b.{kernel}"),
                 format!(
-                    "{what} with host primitives, n={n}: native {} vs plugin {}",
+                    "{what} with host primitives, n={n}: native {} vs plugin (opt-level 3) {}",
                     group_digits(native.instructions),
                     group_digits(interpreted),
                 ),

@@ -7,7 +7,9 @@ use plugin_host_api::{InitArgs, InstallPolicy, InvokeOptions, InvokePolicy, Upgr
 use plugin_host_local::client::{CallError, CallKind, PluginHost};
 use plugin_host_local::identity;
 
-use crate::{CliResult, DEFAULT_WASM, group_digits, install};
+use std::path::Path;
+
+use crate::{CliError, CliResult, DEFAULT_WASM, group_digits, install, read_module};
 
 /// One demo step's line: what ran, what it answered, what it cost.
 fn show(host: &PluginHost, what: &str, answer: &str) {
@@ -20,7 +22,8 @@ fn show(host: &PluginHost, what: &str, answer: &str) {
 
 fn plugin(name: &str) -> CliResult<Vec<u8>> {
     let path = format!("target/plugins/{name}.wasm");
-    std::fs::read(&path).map_err(|e| format!("cannot read {path} ({e}): run `cargo xtask build`"))
+    std::fs::read(&path)
+        .map_err(|e| CliError::Usage(format!("cannot read {path} ({e}): run `cargo xtask build`")))
 }
 
 fn invoke(
@@ -56,7 +59,7 @@ fn invoke(
             );
             return Ok(answer);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     show(host, &format!("invoke {plugin}.{function}"), &answer);
     Ok(answer)
@@ -67,8 +70,11 @@ pub fn run() -> CliResult {
     let admin = identity::principal("default");
     let alice = identity::principal("alice");
     let dao = identity::principal("dao");
-    let wasm = std::fs::read(DEFAULT_WASM)
-        .map_err(|e| format!("cannot read {DEFAULT_WASM} ({e}): run `cargo xtask build`"))?;
+    let wasm = std::fs::read(DEFAULT_WASM).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read {DEFAULT_WASM} ({e}): run `cargo xtask build`"
+        ))
+    })?;
     println!(
         "plugin_host demo: canister {DEFAULT_WASM} ({} bytes) in the local runtime",
         wasm.len()
@@ -80,7 +86,7 @@ pub fn run() -> CliResult {
         install_policy: Some(InstallPolicy::AnyAuthenticated),
         ..InitArgs::default()
     };
-    let mut host = PluginHost::deploy(&wasm, Some(init), admin).map_err(|e| e.to_string())?;
+    let mut host = PluginHost::deploy(&wasm, Some(init), admin)?;
     show(&host, "deploy canister", "ok");
 
     // The smallest stateful plugin.
@@ -197,7 +203,7 @@ pub fn run() -> CliResult {
     invoke(&mut host, alice, "as_words", "count_words", "")?;
 
     // A hostile plugin: it loops forever, gets a typed error, and harms nobody.
-    let looping = wat_file("plugins/hostile/infinite_loop.wat")?;
+    let looping = read_module(Path::new("plugins/hostile/infinite_loop.wat"))?;
     install(
         &mut host,
         alice,
@@ -210,8 +216,7 @@ pub fn run() -> CliResult {
     invoke(&mut host, alice, "looper", "run", "")?;
 
     // Canister upgrade: every plugin keeps its state.
-    host.upgrade_canister(&wasm, None, admin)
-        .map_err(|e| e.to_string())?;
+    host.upgrade_canister(&wasm, None, admin)?;
     show(&host, "upgrade canister", "ok");
     invoke(&mut host, alice, "counter", "get", "")?;
     invoke(&mut host, alice, "creature", "metadata", "")?;
@@ -223,7 +228,7 @@ pub fn run() -> CliResult {
         wasm: plugin("dao_voting_v2")?.into(),
         migration: Some("migrate".into()),
     };
-    let upgraded = host.upgrade_plugin(dao, args).map_err(|e| e.to_string())?;
+    let upgraded = host.upgrade_plugin(dao, args)?;
     show(
         &host,
         "upgrade_plugin dao_voting -> v2 (migrate)",
@@ -234,14 +239,4 @@ pub fn run() -> CliResult {
     );
     invoke(&mut host, dao, "dao_voting", "decide", ballots)?;
     Ok(())
-}
-
-fn wat_file(path: &str) -> CliResult<Vec<u8>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    wat_to_wasm(&text).map_err(|e| format!("{path}: {e}"))
-}
-
-/// Hostile examples are kept as WAT text; the engine takes binary wasm only.
-fn wat_to_wasm(text: &str) -> Result<Vec<u8>, String> {
-    wat::parse_str(text).map_err(|e| e.to_string())
 }

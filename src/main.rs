@@ -3,6 +3,9 @@
 //! persists between invocations exactly as on a replica.
 
 mod demo;
+mod json;
+mod progress;
+mod templates;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,11 +19,12 @@ use plugin_host_api::{
     LogEntry, PluginInfo, UpgradePluginArgs, hex,
 };
 use plugin_host_local::candid_text::Interface;
-use plugin_host_local::client::{CallKind, PluginHost};
+use plugin_host_local::client::{CallError, CallKind, PluginHost};
 pub(crate) use plugin_host_local::group_digits;
 use plugin_host_local::identity::{self, DEFAULT_IDENTITY};
 
-/// The canister module `deploy` uses unless told otherwise (built by `cargo xtask build`).
+/// The canister module `deploy` uses unless told otherwise (built by `cargo xtask build`), relative
+/// to the working directory or, failing that, to this executable's `target/` directory.
 const DEFAULT_WASM: &str = "target/dist/plugin_host.wasm.gz";
 /// Modules above this size are uploaded in chunks (the ingress limit is 2 MiB per message).
 const CHUNKED_ABOVE: usize = 1_900_000;
@@ -31,7 +35,11 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 #[command(
     name = "plugin-host",
     version,
-    about = "Run the plugin_host canister locally"
+    about = "Run the plugin_host canister locally",
+    after_help = "Exit codes: 0 ok; 1 the plugin or the operation failed (a plugin error, trap or \
+out of fuel, a typed refusal such as an unknown plugin or a missing right, a failed plugin build); \
+2 usage (bad arguments, unreadable files, no canister deployed); 3 the canister or the local \
+runtime failed (a reject, a canister trap, a state directory that cannot be read or written)."
 )]
 struct Cli {
     /// Directory holding the local canister's state.
@@ -52,11 +60,28 @@ enum Command {
         #[arg(long)]
         upgrade: bool,
         /// Canister module (.wasm or .wasm.gz).
-        #[arg(long, default_value = DEFAULT_WASM)]
-        wasm: PathBuf,
+        #[arg(long)]
+        wasm: Option<PathBuf>,
         /// Init/upgrade argument as Candid text, e.g. '(opt record { install_policy = opt variant { AnyAuthenticated } })'.
         #[arg(long)]
         argument: Option<String>,
+    },
+    /// Write a new plugin project (a counter with a test and a README) into NAME/ or --dir.
+    New {
+        /// Plugin name: a lowercase letter, then [a-z0-9_-].
+        name: String,
+        /// The project's language.
+        #[arg(long, value_enum)]
+        lang: templates::Language,
+        /// Directory to create (default: NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR (default: here) into DIR/plugin.wasm.
+    Build {
+        /// The project's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Call a canister method with Candid text arguments; prints the Candid reply.
     Call {
@@ -75,7 +100,7 @@ enum Command {
     Install {
         /// Plugin name: [a-z0-9_-]{1,64}.
         name: String,
-        /// The plugin's .wasm file.
+        /// The plugin's .wasm file (or .wat text).
         file: PathBuf,
         /// Configuration entries `key=value` (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
@@ -111,13 +136,24 @@ enum Command {
         /// Print the plugin's log lines to stderr.
         #[arg(long)]
         logs: bool,
+        /// Print the result as JSON on stdout: output (text and base64), fuel, instructions,
+        /// logs, or the typed error.
+        #[arg(long)]
+        json: bool,
     },
     /// List installed plugins.
-    List,
+    List {
+        /// Print a JSON array of the plugins' details.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show everything about one plugin.
     Info {
         /// Plugin name.
         name: String,
+        /// Print the details as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Uninstall a plugin and delete its state.
     Uninstall {
@@ -128,7 +164,7 @@ enum Command {
     UpgradePlugin {
         /// Plugin name.
         name: String,
-        /// The new .wasm file.
+        /// The new .wasm file (or .wat text).
         file: PathBuf,
         /// A function of the new module to run once as a migration.
         #[arg(long)]
@@ -150,15 +186,47 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+        Err(error) => {
+            let (code, message) = match error {
+                CliError::Plugin(message) => (1, message),
+                CliError::Usage(message) => (2, message),
+                CliError::Canister(message) => (3, message),
+            };
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(code)
         }
     }
 }
 
-/// The error text of a failed command.
-type CliResult<T = ()> = Result<T, String>;
+/// Why a command failed; each kind has its exit code (the `after_help` text above lists them).
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// Exit code 1: the plugin or the operation failed: a typed error from the canister, or a
+    /// failed plugin build. Empty when the failure was already printed (`invoke --json`).
+    Plugin(String),
+    /// Exit code 2: bad arguments or files, or no canister to talk to.
+    Usage(String),
+    /// Exit code 3: the canister rejected or trapped, or the local runtime or state failed.
+    Canister(String),
+}
+
+impl CliError {
+    /// A typed error the canister replied with.
+    fn failed(error: impl std::fmt::Display) -> Self {
+        Self::Plugin(error.to_string())
+    }
+}
+
+impl From<CallError> for CliError {
+    fn from(error: CallError) -> Self {
+        Self::Canister(error.to_string())
+    }
+}
+
+/// The result of a command.
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 fn run(cli: Cli) -> CliResult {
     let caller = identity::principal(&cli.identity);
@@ -167,7 +235,12 @@ fn run(cli: Cli) -> CliResult {
             upgrade,
             wasm,
             argument,
-        } => deploy(&cli.state, &wasm, argument.as_deref(), upgrade, caller),
+        } => deploy(&cli.state, wasm, argument.as_deref(), upgrade, caller),
+        Command::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            templates::create(&name, lang, &dir)
+        }
+        Command::Build { dir } => templates::build(&dir).map(drop),
         Command::Whoami => {
             println!("{caller}");
             Ok(())
@@ -197,21 +270,21 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
             let interface = Interface::plugin_host();
             let arg = interface
                 .encode_args(&method, &text)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             let kind = if query || interface.is_query(&method) {
                 CallKind::Query
             } else {
                 CallKind::Update
             };
-            let reply = host
-                .call_raw(kind, &method, &arg, caller)
-                .map_err(|e| e.to_string());
+            let reply = progress::spinner(&format!("calling {method}"), || {
+                host.call_raw(kind, &method, &arg, caller)
+            });
             report_instructions(host, &method);
             println!(
                 "{}",
                 interface
                     .decode_reply(&method, &reply?)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| CliError::Canister(e.to_string()))?
             );
             Ok(())
         }
@@ -224,7 +297,7 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
             fuel,
         } => {
             let policy = invoke_policy(owner_only, &allow)?;
-            let wasm = read_bytes(&file)?;
+            let wasm = read_module(&file)?;
             let installed = install(host, caller, &name, wasm, config, policy, fuel);
             report_instructions(host, "install");
             print_info(&installed?);
@@ -238,6 +311,7 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
             fuel,
             query,
             logs,
+            json,
         } => {
             let input = match input_file {
                 Some(file) => read_bytes(&file)?,
@@ -252,37 +326,58 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
                 fuel,
                 logs: Some(logs),
             };
-            let result = host.invoke(kind, caller, &name, &function, &input, Some(options));
+            let result = progress::spinner(&format!("calling {name}.{function}"), || {
+                host.invoke(kind, caller, &name, &function, &input, Some(options))
+            });
             report_instructions(host, "invoke");
-            match result.map_err(|e| e.to_string())? {
+            let instructions = host.last_instructions();
+            match result? {
+                Ok(reply) if json => print_json(&json::invoke_ok(
+                    &reply.output,
+                    reply.fuel_used,
+                    instructions,
+                    &reply.logs,
+                )),
+                Err(failure) if json => {
+                    print_json(&json::invoke_failed(
+                        &failure.error,
+                        failure.fuel_used,
+                        instructions,
+                        &failure.logs,
+                    ))?;
+                    Err(CliError::Plugin(String::new()))
+                }
                 Ok(reply) => {
                     print_logs(&reply.logs);
                     eprintln!("[fuel used: {}]", reply.fuel_used);
                     std::io::stdout()
                         .write_all(&reply.output)
                         .and_then(|()| std::io::stdout().flush())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))
                 }
                 Err(failure) => {
                     print_logs(&failure.logs);
                     eprintln!("[fuel used: {}]", failure.fuel_used);
-                    Err(failure.to_string())
+                    Err(CliError::failed(failure))
                 }
             }
         }
-        Command::List => {
+        Command::List { json } => {
             let mut start_after = None;
+            let mut listed = Vec::new();
             loop {
-                let page = host
-                    .list(
-                        caller,
-                        ListArgs {
-                            start_after,
-                            limit: None,
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
+                let page = host.list(
+                    caller,
+                    ListArgs {
+                        start_after,
+                        limit: None,
+                    },
+                )?;
                 for info in &page.plugins {
+                    if json {
+                        listed.push(json::plugin(info));
+                        continue;
+                    }
                     println!(
                         "{:<24} {:>9} B  {:>4} pages  {:>8} calls  {}  owner {}",
                         info.name,
@@ -299,43 +394,51 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
                 }
             }
             report_instructions(host, "list");
+            if json {
+                print_json(&serde_json::Value::Array(listed))?;
+            }
             Ok(())
         }
-        Command::Info { name } => {
-            let info = host.get(caller, &name).map_err(|e| e.to_string())?;
+        Command::Info { name, json } => {
+            let info = host.get(caller, &name)?;
             report_instructions(host, "get");
             match info {
+                Some(info) if json => print_json(&json::plugin(&info)),
                 Some(info) => {
                     print_info(&info);
                     Ok(())
                 }
-                None => Err(format!("no plugin named `{name}`")),
+                None => Err(CliError::Plugin(format!("no plugin named `{name}`"))),
             }
         }
         Command::Uninstall { name } => {
-            let result = host.uninstall(caller, &name).map_err(|e| e.to_string())?;
+            let result = host.uninstall(caller, &name)?;
             report_instructions(host, "uninstall");
-            result.map_err(|e| e.to_string())
+            result.map_err(CliError::failed)
         }
         Command::UpgradePlugin {
             name,
             file,
             migration,
         } => {
-            let wasm = ByteBuf::from(read_bytes(&file)?);
+            let wasm = ByteBuf::from(read_module(&file)?);
             let args = UpgradePluginArgs {
                 name,
                 wasm,
                 migration,
             };
-            let result = host
-                .upgrade_plugin(caller, args)
-                .map_err(|e| e.to_string())?;
+            let result = progress::spinner(&format!("upgrading {}", args.name), || {
+                host.upgrade_plugin(caller, args)
+            })?;
             report_instructions(host, "upgrade_plugin");
-            print_info(&result.map_err(|e| e.to_string())?);
+            print_info(&result.map_err(CliError::failed)?);
             Ok(())
         }
-        Command::Deploy { .. } | Command::Whoami | Command::Demo => {
+        Command::Deploy { .. }
+        | Command::New { .. }
+        | Command::Build { .. }
+        | Command::Whoami
+        | Command::Demo => {
             unreachable!("handled before the state is opened")
         }
     }
@@ -343,39 +446,66 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
 
 fn deploy(
     state: &Path,
-    wasm: &Path,
+    wasm: Option<PathBuf>,
     argument: Option<&str>,
     upgrade: bool,
     caller: Principal,
 ) -> CliResult {
-    let module = read_bytes(wasm)?;
+    let wasm = wasm.unwrap_or_else(default_wasm);
+    let module = read_bytes(&wasm)?;
     let init: Option<InitArgs> = match argument {
         Some(text) => {
             let bytes = Interface::plugin_host()
                 .encode_init(text)
-                .map_err(|e| e.to_string())?;
-            candid::decode_one(&bytes).map_err(|e| e.to_string())?
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            candid::decode_one(&bytes).map_err(|e| CliError::Usage(e.to_string()))?
         }
         None => None,
     };
     let mut host = if upgrade {
         let mut host = open(state)?;
-        host.upgrade_canister(&module, init, caller)
-            .map_err(|e| e.to_string())?;
+        progress::spinner("upgrading the canister", || {
+            host.upgrade_canister(&module, init, caller)
+        })?;
         host
     } else {
         if state.join("canister").exists() {
-            return Err(format!(
+            return Err(CliError::Usage(format!(
                 "a canister is deployed in {} already: use --upgrade, or remove the directory",
                 state.display()
-            ));
+            )));
         }
-        PluginHost::deploy_on(&runtime(state)?, &module, init, caller).map_err(|e| e.to_string())?
+        let runtime = runtime()?;
+        progress::spinner("deploying the canister", || {
+            PluginHost::deploy_on(&runtime, &module, init, caller)
+        })?
     };
-    report_instructions(&host, if upgrade { "upgrade" } else { "install" });
+    report_instructions(
+        &host,
+        if upgrade {
+            "canister upgrade"
+        } else {
+            "deploy"
+        },
+    );
     save(&mut host, state)?;
     eprintln!("deployed {} to {}", wasm.display(), state.display());
     Ok(())
+}
+
+/// [`DEFAULT_WASM`] in the working directory if it is there, else in the `target/` directory this
+/// executable was built into (so that a plugin project elsewhere can deploy it).
+fn default_wasm() -> PathBuf {
+    let here = PathBuf::from(DEFAULT_WASM);
+    let beside_executable = std::env::current_exe().ok().and_then(|exe| {
+        // target/<profile>/plugin-host -> target/dist/plugin_host.wasm.gz
+        let target = exe.parent()?.parent()?;
+        Some(target.join(Path::new(DEFAULT_WASM).strip_prefix("target").ok()?))
+    });
+    match beside_executable {
+        Some(path) if !here.exists() && path.exists() => path,
+        _ => here,
+    }
 }
 
 /// Installs `wasm` as plugin `name`, in chunks when it is above the ingress limit.
@@ -388,6 +518,7 @@ pub(crate) fn install(
     invoke_policy: Option<InvokePolicy>,
     fuel_limit: Option<u64>,
 ) -> CliResult<PluginInfo> {
+    let installing = format!("installing {name}");
     let result = if wasm.len() <= CHUNKED_ABOVE {
         let args = InstallArgs {
             name: name.to_owned(),
@@ -396,23 +527,18 @@ pub(crate) fn install(
             invoke_policy,
             fuel_limit,
         };
-        host.install(caller, args).map_err(|e| e.to_string())?
+        progress::spinner(&installing, || host.install(caller, args))?
     } else {
-        let chunks: Vec<&[u8]> = wasm.chunks(CHUNK_BYTES).collect();
-        let mut chunk_hashes = Vec::with_capacity(chunks.len());
-        for (i, chunk) in chunks.iter().enumerate() {
-            eprintln!(
-                "uploading chunk {}/{} ({} bytes)",
-                i + 1,
-                chunks.len(),
-                chunk.len()
-            );
+        let bar = progress::upload(wasm.len() as u64);
+        let mut chunk_hashes = Vec::new();
+        for chunk in wasm.chunks(CHUNK_BYTES) {
             let hash = host
-                .upload_chunk(caller, chunk)
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .upload_chunk(caller, chunk)?
+                .map_err(CliError::failed)?;
             chunk_hashes.push(hash);
+            bar.inc(chunk.len() as u64);
         }
+        bar.finish_and_clear();
         let args = InstallChunkedArgs {
             name: name.to_owned(),
             chunk_hashes,
@@ -421,21 +547,23 @@ pub(crate) fn install(
             invoke_policy,
             fuel_limit,
         };
-        host.install_chunked(caller, args)
-            .map_err(|e| e.to_string())?
+        progress::spinner(&installing, || host.install_chunked(caller, args))?
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(CliError::failed)
 }
 
 fn invoke_policy(owner_only: bool, allow: &[String]) -> CliResult<Option<InvokePolicy>> {
     match (owner_only, allow.is_empty()) {
-        (true, false) => Err("--owner-only and --allow exclude each other".into()),
+        (true, false) => Err(CliError::Usage(
+            "--owner-only and --allow exclude each other".into(),
+        )),
         (true, true) => Ok(Some(InvokePolicy::OwnerOnly)),
         (false, true) => Ok(None),
         (false, false) => allow
             .iter()
             .map(|text| {
-                Principal::from_text(text).map_err(|e| format!("bad principal `{text}`: {e}"))
+                Principal::from_text(text)
+                    .map_err(|e| CliError::Usage(format!("bad principal `{text}`: {e}")))
             })
             .collect::<Result<_, _>>()
             .map(|list| Some(InvokePolicy::AllowList(list))),
@@ -449,26 +577,61 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 
 fn open(state: &Path) -> CliResult<PluginHost> {
     if !state.join("canister").exists() {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "no canister deployed in {}: run `plugin-host deploy` first",
             state.display()
-        ));
+        )));
     }
-    Canister::load_on(&runtime(state)?, &state.join("canister"))
-        .map(PluginHost::from_canister)
-        .map_err(|e| format!("cannot load the canister from {}: {e}", state.display()))
+    let runtime = runtime()?;
+    progress::spinner("loading the canister", || {
+        Canister::load_on(&runtime, &state.join("canister"))
+    })
+    .map(PluginHost::from_canister)
+    .map_err(|e| {
+        CliError::Canister(format!(
+            "cannot load the canister from {}: {e}",
+            state.display()
+        ))
+    })
 }
 
-/// The local runtime, keeping compiled canister code in the state directory (`code-cache/`), so
-/// that a command after the first does not compile the canister again.
-fn runtime(state: &Path) -> CliResult<Runtime> {
-    Runtime::with_code_cache(&state.join("code-cache")).map_err(|e| e.to_string())
+/// The local runtime, keeping compiled canister code in the user's cache directory
+/// ([`code_cache_dir`]), so that no command after the first compiles the same canister again,
+/// whatever its state directory.
+fn runtime() -> CliResult<Runtime> {
+    Runtime::with_code_cache(&code_cache_dir()).map_err(|e| CliError::Canister(e.to_string()))
+}
+
+/// `$PLUGIN_HOST_CACHE`, else `$XDG_CACHE_HOME/plugin-host`, else `~/.cache/plugin-host`, else
+/// `.plugin-host-cache` here. Entries are named and checked by hash, so every state directory
+/// and every process can share them.
+fn code_cache_dir() -> PathBuf {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    var("PLUGIN_HOST_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("plugin-host")))
+        .or_else(|| var("HOME").map(|home| home.join(".cache/plugin-host")))
+        .unwrap_or_else(|| PathBuf::from(".plugin-host-cache"))
 }
 
 fn save(host: &mut PluginHost, state: &Path) -> CliResult {
-    host.canister()
-        .save(&state.join("canister"))
-        .map_err(|e| format!("cannot save the canister to {}: {e}", state.display()))
+    host.canister().save(&state.join("canister")).map_err(|e| {
+        CliError::Canister(format!(
+            "cannot save the canister to {}: {e}",
+            state.display()
+        ))
+    })
+}
+
+fn print_json(value: &serde_json::Value) -> CliResult {
+    let mut out = std::io::stdout();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))
 }
 
 /// Prints the instructions the last message used, to stderr.
@@ -512,9 +675,19 @@ pub(crate) fn print_info(info: &PluginInfo) {
 }
 
 fn read_bytes(path: &Path) -> CliResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A plugin module from a `.wasm` file, or from a `.wat` file (WebAssembly text, compiled here).
+pub(crate) fn read_module(path: &Path) -> CliResult<Vec<u8>> {
+    if path.extension().is_some_and(|ext| ext == "wat") {
+        wat::parse_file(path).map_err(|e| CliError::Usage(e.to_string()))
+    } else {
+        read_bytes(path)
+    }
 }
 
 fn read_text(path: &Path) -> CliResult<String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
 }

@@ -36,6 +36,7 @@ use crate::cycles;
 use crate::error::{Execution, Outcome, RuntimeError};
 use crate::stable::{Overlay, StableMemory};
 use crate::system_api::{self, Context, HostTrap, MessageState, SystemState};
+use crate::top_up;
 
 /// Time of the first message: 2026-01-01T00:00:00Z, in nanoseconds since the Unix epoch.
 pub const GENESIS_TIME: u64 = 1_767_225_600_000_000_000;
@@ -79,6 +80,9 @@ pub(crate) struct Code {
     globals: Vec<String>,
     /// Export name of the linear memory, if the module has one.
     memory: Option<String>,
+    /// Export name of the counter of instructions charged on top of fuel (`top_up.rs`), if the
+    /// module has operators that need it. Not part of the heap: zeroed by every message.
+    top_up: Option<String>,
     /// Whether an instance can be kept from one message to the next: nothing of it but its memory
     /// and mutable globals can change (no start function, which a fresh instance would run again;
     /// no `table.set/grow/fill/copy/init`, `elem.drop` or `data.drop`, whose effects a fresh
@@ -204,8 +208,17 @@ impl Runtime {
     }
 
     fn compile_new(&self, wasm: Vec<u8>) -> Result<Code, RuntimeError> {
-        let rewritten = export_globals::export_mutable_globals(&wasm)
+        let instrumented =
+            top_up::instrument(&wasm).map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
+        let rewritten = export_globals::export_mutable_globals(&instrumented.wasm)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
+        let top_up = instrumented.counter.and_then(|index| {
+            rewritten
+                .globals
+                .iter()
+                .find(|g| g.index == index)
+                .map(|g| g.export.clone())
+        });
         let engine = &self.inner.engine;
         let cache = self.inner.code_cache.as_ref();
         let module = match cache.and_then(|cache| cache.load(engine, &rewritten.wasm)) {
@@ -223,7 +236,12 @@ impl Runtime {
         if !unsupported.is_empty() {
             return Err(RuntimeError::UnsupportedImport(unsupported.join(", ")));
         }
-        let globals: Vec<String> = rewritten.globals.into_iter().map(|g| g.export).collect();
+        let globals: Vec<String> = rewritten
+            .globals
+            .into_iter()
+            .map(|g| g.export)
+            .filter(|name| Some(name) != top_up.as_ref())
+            .collect();
         for name in &globals {
             if let Some(ExternType::Global(g)) = module.get_export(name)
                 && !matches!(
@@ -261,6 +279,7 @@ impl Runtime {
             module,
             globals,
             memory,
+            top_up,
             reusable,
         })
     }
@@ -298,7 +317,8 @@ impl Runtime {
                 state.memory = memory;
                 *store.data_mut() = state;
                 let fuel = store.set_fuel(request.limit).map_err(host_error);
-                (store, fuel.map(|()| (instance, memory)))
+                let counter = fuel.and_then(|()| start_top_up(&mut store, code, instance));
+                (store, counter.map(|()| (instance, memory)))
             }
             None => {
                 let mut store = Store::new(&self.inner.engine, state);
@@ -315,7 +335,7 @@ impl Runtime {
         let instructions = match &result {
             Ok((_, instructions)) => *instructions,
             Err(RuntimeError::InstructionLimit { .. }) => request.limit,
-            Err(_) => used(&store).min(request.limit),
+            Err(_) => used(&mut store).min(request.limit),
         };
         let mut live = instance.ok();
         match (&result, request.after) {
@@ -378,6 +398,10 @@ impl Runtime {
             .as_ref()
             .and_then(|name| instance.get_memory(&mut *store, name));
         store.data_mut().memory = memory;
+        store.data_mut().top_up = code
+            .top_up
+            .as_ref()
+            .and_then(|name| instance.get_global(&mut *store, name));
         if let Some(heap) = heap {
             if let Some(memory) = memory {
                 let have = memory.data_size(&*store);
@@ -391,6 +415,7 @@ impl Runtime {
             set_globals(store, instance, heap)?;
             // Re-instantiating is not part of the message: start it with a full budget.
             store.set_fuel(limit).map_err(host_error)?;
+            start_top_up(store, code, instance)?;
         }
         Ok((instance, memory))
     }
@@ -403,7 +428,6 @@ impl Runtime {
         instance: Instance,
         request: &Request<'_>,
     ) -> Result<(Option<Outcome>, u64), RuntimeError> {
-        store.data_mut().limiter.counting = true;
         if let Some(func) = instance.get_func(&mut *store, request.export) {
             let func = func
                 .typed::<(), ()>(&*store)
@@ -425,6 +449,24 @@ impl Runtime {
         let outcome = store.data_mut().outcome.take();
         Ok((outcome, instructions))
     }
+}
+
+/// Points the message's top-up counter at `instance`'s and zeroes it: what the message is
+/// charged on top of fuel starts from nothing.
+fn start_top_up(
+    store: &mut Store<MessageState>,
+    code: &Code,
+    instance: Instance,
+) -> Result<(), RuntimeError> {
+    let counter = code
+        .top_up
+        .as_ref()
+        .and_then(|name| instance.get_global(&mut *store, name));
+    if let Some(counter) = counter {
+        counter.set(&mut *store, Val::I64(0)).map_err(host_error)?;
+    }
+    store.data_mut().top_up = counter;
+    Ok(())
 }
 
 /// What a store holds between messages.
@@ -570,12 +612,12 @@ pub fn decompress(wasm: &[u8]) -> Result<Vec<u8>, RuntimeError> {
     Ok(out)
 }
 
-fn used(store: &Store<MessageState>) -> u64 {
+fn used(store: &mut Store<MessageState>) -> u64 {
     system_api::instructions_used(store)
 }
 
 /// Turns a wasmtime error into the replica's view of it.
-fn classify(store: &Store<MessageState>, e: wasmtime::Error, limit: u64) -> RuntimeError {
+fn classify(store: &mut Store<MessageState>, e: wasmtime::Error, limit: u64) -> RuntimeError {
     let debug_prints = store.data().debug_prints.clone();
     let instructions = used(store);
     let trap = |message: String| RuntimeError::Trap {

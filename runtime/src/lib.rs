@@ -63,6 +63,7 @@ mod image;
 mod persist;
 mod stable;
 mod system_api;
+mod top_up;
 
 pub use canister::{
     CANISTER_ID, CANISTER_ID_TEXT, CYCLE_BALANCE, Canister, GENESIS_TIME, MAX_MODULE_BYTES,

@@ -55,12 +55,21 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Writes `bytes` to `dir/name` atomically (a temporary file synced, then renamed), unless the
+/// file holds exactly these bytes already: most messages leave the module and often stable
+/// memory as they were, and comparing costs a read, where writing costs a write and a sync.
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let path = dir.join(name);
+    let unchanged = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && fs::read(&path).is_ok_and(|old| old == bytes);
+    if unchanged {
+        return Ok(());
+    }
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))
+    fs::rename(&tmp, path)
 }
 
 impl Canister {

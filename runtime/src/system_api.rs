@@ -10,7 +10,7 @@
 //! `0180e76cfba8893e84ef08386bf95d1d06449801`, where each `ic0_*` matches on `ApiType`); the
 //! trap text is its `"\"<function>\" cannot be executed in <mode> mode"`.
 
-use wasmtime::{AsContext, Caller, Engine, Linker, Memory, ResourceLimiter};
+use wasmtime::{AsContextMut, Caller, Engine, Global, Linker, Memory, ResourceLimiter, Val};
 
 use crate::cost::{self, SystemApiCost};
 use crate::error::CANISTER_REJECT;
@@ -106,25 +106,17 @@ impl std::fmt::Display for HostTrap {
 
 impl std::error::Error for HostTrap {}
 
-/// Counts `memory.grow` executions, to top up their cost, and caps the heap at 4 GiB.
+/// Caps the heap at 4 GiB (and tables at 10 M elements).
 #[derive(Debug, Default)]
-pub struct GrowCounter {
-    /// Whether the message is running (host-side growth while loading the heap is not counted).
-    pub counting: bool,
-    /// `memory.grow` executions so far.
-    pub grows: u64,
-}
+pub struct HeapCap;
 
-impl ResourceLimiter for GrowCounter {
+impl ResourceLimiter for HeapCap {
     fn memory_growing(
         &mut self,
         _current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if self.counting {
-            self.grows += 1;
-        }
         Ok(desired as u64 <= cost::MAX_HEAP_BYTES)
     }
 
@@ -169,8 +161,11 @@ pub struct MessageState {
     pub debug_prints: Vec<String>,
     /// The fuel the message started with.
     pub fuel_start: u64,
-    /// `memory.grow` counting.
-    pub limiter: GrowCounter,
+    /// The instance's counter of instructions charged on top of fuel (see `top_up.rs`), zeroed
+    /// when the message starts.
+    pub top_up: Option<Global>,
+    /// The heap cap.
+    pub limiter: HeapCap,
 }
 
 impl MessageState {
@@ -191,7 +186,8 @@ impl MessageState {
             outcome: None,
             debug_prints: Vec::new(),
             fuel_start: 0,
-            limiter: GrowCounter::default(),
+            top_up: None,
+            limiter: HeapCap,
         }
     }
 
@@ -211,12 +207,15 @@ fn trap(message: impl Into<String>) -> wasmtime::Error {
     wasmtime::Error::new(HostTrap::Trap(message.into()))
 }
 
-/// Instructions the message has used so far: fuel spent plus `memory.grow` top-ups.
-pub fn instructions_used(ctx: impl AsContext<Data = MessageState>) -> u64 {
-    let ctx = ctx.as_context();
+/// Instructions the message has used so far: fuel spent plus the top-up counter.
+pub fn instructions_used(mut ctx: impl AsContextMut<Data = MessageState>) -> u64 {
+    let mut ctx = ctx.as_context_mut();
     let fuel = ctx.get_fuel().unwrap_or(0);
-    let s = ctx.data();
-    s.fuel_start.saturating_sub(fuel) + s.limiter.grows * cost::MEMORY_GROW_TOP_UP
+    let top_up = match ctx.data().top_up.map(|g| g.get(&mut ctx)) {
+        Some(Val::I64(n)) => n as u64,
+        _ => 0,
+    };
+    ctx.data().fuel_start.saturating_sub(fuel) + top_up
 }
 
 fn charge(caller: &mut C<'_>, cost: SystemApiCost, bytes: u64) -> R<()> {
@@ -559,7 +558,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "canister_cycle_balance128",
         |mut c: C<'_>, dst: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, 16)?;
+            charge(&mut c, cost::API_CYCLES128, 0)?;
             let cycles = c.data().system.cycles;
             write_u128(&mut c, dst as u32, cycles)
         },
@@ -568,7 +567,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "canister_liquid_cycle_balance128",
         |mut c: C<'_>, dst: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, 16)?;
+            charge(&mut c, cost::API_CYCLES128, 0)?;
             let s = c.data();
             let liquid = s.system.cycles.saturating_sub(s.freezing_threshold);
             write_u128(&mut c, dst as u32, liquid)
@@ -578,7 +577,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "msg_cycles_available128",
         |mut c: C<'_>, dst: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, 16)?;
+            charge(&mut c, cost::API_CYCLES128, 0)?;
             allow(&c, "ic0_msg_cycles_available128", WITH_CYCLES)?;
             // Ingress messages carry no cycles, nor do calls in this runtime.
             write_u128(&mut c, dst as u32, 0)
@@ -588,7 +587,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "msg_cycles_accept128",
         |mut c: C<'_>, _high: i64, _low: i64, dst: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, 16)?;
+            charge(&mut c, cost::API_CYCLES128, 0)?;
             allow(&c, "ic0_msg_cycles_accept128", WITH_CYCLES)?;
             write_u128(&mut c, dst as u32, 0)
         },
@@ -677,7 +676,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
             charge(&mut c, cost::API_PERFORMANCE_COUNTER, 0)?;
             match counter {
                 // 0: this message; 1: the call context (the same here: no inter-canister calls).
-                0 | 1 => Ok(instructions_used(&c) as i64),
+                0 | 1 => Ok(instructions_used(&mut c) as i64),
                 other => Err(trap(format!(
                     "ic0_performance_counter: unknown counter type {other}"
                 ))),
@@ -759,7 +758,11 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "debug_print",
         |mut c: C<'_>, src: i32, size: i32| -> R<()> {
-            charge(&mut c, cost::API_DEBUG_PRINT, u64::from(size as u32))?;
+            charge(
+                &mut c,
+                cost::API_DEBUG_PRINT,
+                cost::log_bytes(u64::from(size as u32)),
+            )?;
             let bytes = read_heap(&c, src as u32, size as u32)?;
             c.data_mut()
                 .debug_prints
@@ -771,7 +774,8 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
         "ic0",
         "trap",
         |mut c: C<'_>, src: i32, size: i32| -> R<()> {
-            charge(&mut c, cost::API_DEFAULT, u64::from(size as u32))?;
+            let len = u64::from(size as u32);
+            charge(&mut c, cost::API_TRAP, len + cost::log_bytes(len))?;
             let bytes = read_heap(&c, src as u32, size as u32)?;
             Err(trap(format!(
                 "Canister called `ic0.trap` with message: '{}'",

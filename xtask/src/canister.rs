@@ -13,6 +13,8 @@ use crate::{ensure_wasm_target, run};
 
 /// The ic-wasm release used: the prebuilt binary shipped in this npm package.
 const IC_WASM_PACKAGE: &str = "@icp-sdk/ic-wasm-linux-x64@0.11.1";
+/// The icp-cli release `icp.yaml` is checked with (the prebuilt binary in this npm package).
+const ICP_CLI_PACKAGE: &str = "@icp-sdk/icp-cli-linux-x64@1.5.0";
 
 /// Exports of the canister that are not Candid methods (checked by `ic-wasm check-endpoints`).
 const HIDDEN_ENDPOINTS: &str =
@@ -120,18 +122,49 @@ fn gzip(raw: &Path, wasm: &Path) -> Result<PathBuf, String> {
     Ok(gz)
 }
 
-/// Installs ic-wasm from npm into `target/tools` (once) and returns the binary's path.
+/// Checks `icp.yaml`: icp-cli builds the canister with it, with no network, into the very module
+/// `cargo xtask build-canister` makes.
+pub fn check_icp_build(root: &Path) -> Result<(), String> {
+    let icp = npm_tool(root, ICP_CLI_PACKAGE, "bin/icp")?;
+    eprintln!("xtask: icp build (icp.yaml)");
+    run(Command::new(icp)
+        .current_dir(root)
+        .env("DO_NOT_TRACK", "1")
+        .arg("build"))?;
+    let built = root.join(".icp/cache/artifacts/plugin_host");
+    let ours = root.join("target/dist/plugin_host.wasm.gz");
+    let same = fs::read(&built)
+        .ok()
+        .is_some_and(|icp| fs::read(&ours).ok() == Some(icp));
+    if same {
+        Ok(())
+    } else {
+        Err(format!("`icp build` made {built:?}, which is not {ours:?}"))
+    }
+}
+
+/// Installs ic-wasm from npm (once) and returns the binary's path.
 fn ic_wasm(root: &Path) -> Result<PathBuf, String> {
-    let prefix = root.join("target/tools");
-    let binary = prefix.join("node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm");
-    if !binary.exists() {
-        eprintln!("xtask: installing {IC_WASM_PACKAGE} from npm");
+    npm_tool(root, IC_WASM_PACKAGE, "bin/ic-wasm")
+}
+
+/// Installs `package` (`@scope/name@version`) from npm into `target/tools/name` (once: a prefix
+/// of its own, as npm prunes what it did not install itself) and returns the path of its
+/// `binary`.
+fn npm_tool(root: &Path, package: &str, binary: &str) -> Result<PathBuf, String> {
+    let name = package.rsplit_once('@').map_or(package, |(name, _)| name);
+    let prefix = root
+        .join("target/tools")
+        .join(name.rsplit('/').next().unwrap_or(name));
+    let path = prefix.join("node_modules").join(name).join(binary);
+    if !path.exists() {
+        eprintln!("xtask: installing {package} from npm");
         run(Command::new("npm")
             .args(["install", "--no-save", "--silent", "--prefix"])
             .arg(&prefix)
-            .arg(IC_WASM_PACKAGE))?;
+            .arg(package))?;
     }
-    Ok(binary)
+    Ok(path)
 }
 
 fn size(path: &Path) -> u64 {

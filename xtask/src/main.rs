@@ -27,7 +27,8 @@ commands:
                   with seeded random cases; --case replays one saved failure
   bench [--save | P1 … P7]
                   build (with the bench build of the canister), then run the instruction
-                  benchmarks: all of them (--save writes benches/results.tsv) or those parts";
+                  benchmarks: all of them (--save writes benches/results.tsv) or those parts;
+                  the whole suite ends with the CLI's wall time, warm against cold";
 
 fn main() -> ExitCode {
     let root = repo_root();
@@ -42,7 +43,8 @@ fn main() -> ExitCode {
         "bench" => check_toolchain()
             .and_then(|()| build(&root))
             .and_then(|()| canister::build_bench(&root))
-            .and_then(|_| bench(&root)),
+            .and_then(|_| bench(&root))
+            .and_then(|()| bench_cli(&root)),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -111,6 +113,7 @@ fn test(root: &Path) -> Result<(), String> {
     ]))?;
     // Needs the plugins and the canister.
     build(root)?;
+    canister::check_icp_build(root)?;
     let mut engine = cargo(&["test", "--release", "--package", "plugin-engine"]);
     for test in ENGINE_TESTS_WITH_BUILD {
         engine.args(["--test", test]);
@@ -297,6 +300,16 @@ fn bench(root: &Path) -> Result<(), String> {
         .current_dir(root)
         .args(["bench", "--quiet", "--bench", "instructions", "--"])
         .args(std::env::args().skip(2)))
+}
+
+/// Runs `benches/cli.rs`, the CLI's wall time (printed, not gated), when the whole suite runs.
+fn bench_cli(root: &Path) -> Result<(), String> {
+    if std::env::args().nth(2).is_some() {
+        return Ok(());
+    }
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "--quiet", "--bench", "cli"]))
 }
 
 /// Deploys the freshly built canister into a scratch state directory and drives it with the

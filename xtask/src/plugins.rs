@@ -1,9 +1,13 @@
 //! Builds the example plugins from source into `target/plugins/<name>.wasm`.
 //!
 //! The Rust plugins are a cargo workspace of their own (`plugins/`, target wasm32 set in its
-//! `.cargo/config.toml`). The C plugin is built with clang and wasm-ld (Debian's `clang` and `lld`,
-//! installed here when missing); the C plugin with libc for WASI preview 1 also needs Debian's
-//! `wasi-libc` and `libclang-rt-14-dev-wasm32` (installed here when missing). The AssemblyScript plugin is an npm project of its own
+//! `.cargo/config.toml`), built at opt-level "s"; the `kernels` bench plugin is built a second
+//! time at opt-level 3 (profile `release-o3`) into `kernels_o3.wasm`, as the canister builds
+//! the same kernels natively. `wasi_std` is built for `wasm32-wasip1` on its own. The C plugin is
+//! built with clang and wasm-ld (Debian's `clang` and `lld`, installed here when missing); the C
+//! plugins with libc for WASI preview 1 also need Debian's `wasi-libc` and
+//! `libclang-rt-14-dev-wasm32` (installed here when missing). The AssemblyScript plugin is an npm
+//! project of its own
 //! (`plugins/assemblyscript`: `assemblyscript` and `@extism/as-pdk` pinned by its
 //! `package-lock.json`, installed with `npm ci`). The hostile plugins are WAT text that the tests
 //! parse directly.
@@ -40,6 +44,20 @@ pub fn build(root: &Path) -> Result<(), String> {
         fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
         report(name, &target);
     }
+    // The bench plugin again at the native side's opt-level (P1's fair ratio).
+    run(Command::new("cargo").current_dir(&plugins).args([
+        "build",
+        "--quiet",
+        "--profile",
+        "release-o3",
+        "--locked",
+        "--package",
+        "kernels",
+    ]))?;
+    let built = plugins.join("target/wasm32-unknown-unknown/release-o3/kernels.wasm");
+    let target = out.join("kernels_o3.wasm");
+    fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
+    report("kernels_o3", &target);
     build_wasi_std(&plugins, &out)?;
     build_c(root, &out)?;
     build_c_libc(root, &out)?;
