@@ -26,6 +26,9 @@ use plugin_host_local::identity::{self, DEFAULT_IDENTITY};
 /// The canister module `deploy` uses unless told otherwise (built by `cargo xtask build`), relative
 /// to the working directory or, failing that, to this executable's `target/` directory.
 const DEFAULT_WASM: &str = "target/dist/plugin_host.wasm.gz";
+/// The QuickJS runtime plugin `install --js` installs (built by `cargo xtask build-plugins`),
+/// found like [`DEFAULT_WASM`].
+const JS_RUNTIME: &str = "target/plugins/js_runtime.wasm";
 /// Modules above this size are uploaded in chunks (the ingress limit is 2 MiB per message).
 const CHUNKED_ABOVE: usize = 1_900_000;
 /// Chunk size for chunked uploads.
@@ -100,8 +103,14 @@ enum Command {
     Install {
         /// Plugin name: [a-z0-9_-]{1,64}.
         name: String,
-        /// The plugin's .wasm file (or .wat text).
-        file: PathBuf,
+        /// The plugin's .wasm file (or .wat text); with --js, the JavaScript runtime module
+        /// (default: the built js_runtime.wasm).
+        #[arg(required_unless_present = "js")]
+        file: Option<PathBuf>,
+        /// A JavaScript plugin: this script, run by the QuickJS runtime plugin (stored once
+        /// for all scripts); the functions it defines become the plugin's functions.
+        #[arg(long)]
+        js: Option<PathBuf>,
         /// Configuration entries `key=value` (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
         config: Vec<(String, String)>,
@@ -160,12 +169,16 @@ enum Command {
         /// Plugin name.
         name: String,
     },
-    /// Replace a plugin's code, keeping its state.
+    /// Replace a plugin's code (or a JavaScript plugin's script), keeping its vars and config.
     UpgradePlugin {
         /// Plugin name.
         name: String,
         /// The new .wasm file (or .wat text).
-        file: PathBuf,
+        #[arg(required_unless_present = "js")]
+        file: Option<PathBuf>,
+        /// A JavaScript plugin's new script.
+        #[arg(long)]
+        js: Option<PathBuf>,
         /// A function of the new module to run once as a migration.
         #[arg(long)]
         migration: Option<String>,
@@ -291,12 +304,20 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
         Command::Install {
             name,
             file,
-            config,
+            js,
+            mut config,
             owner_only,
             allow,
             fuel,
         } => {
             let policy = invoke_policy(owner_only, &allow)?;
+            let file = match (file, &js) {
+                (Some(file), _) => file,
+                (None, _) => built_artifact(JS_RUNTIME),
+            };
+            if let Some(script) = js {
+                config.push(("script".to_owned(), read_text(&script)?));
+            }
             let wasm = read_module(&file)?;
             let installed = install(host, caller, &name, wasm, config, policy, fuel);
             report_instructions(host, "install");
@@ -419,19 +440,38 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
         Command::UpgradePlugin {
             name,
             file,
+            js,
             migration,
         } => {
-            let wasm = ByteBuf::from(read_module(&file)?);
-            let args = UpgradePluginArgs {
-                name,
-                wasm,
-                migration,
-            };
-            let result = progress::spinner(&format!("upgrading {}", args.name), || {
-                host.upgrade_plugin(caller, args)
-            })?;
-            report_instructions(host, "upgrade_plugin");
-            print_info(&result.map_err(CliError::failed)?);
+            let mut info = None;
+            if let Some(file) = file {
+                let args = UpgradePluginArgs {
+                    name: name.clone(),
+                    wasm: ByteBuf::from(read_module(&file)?),
+                    migration,
+                };
+                let result = progress::spinner(&format!("upgrading {name}"), || {
+                    host.upgrade_plugin(caller, args)
+                })?;
+                report_instructions(host, "upgrade_plugin");
+                info = Some(result.map_err(CliError::failed)?);
+            }
+            if let Some(script) = js {
+                // A new script is a new config entry: the runtime evaluates it afresh.
+                let script = read_text(&script)?;
+                let current = host
+                    .get(caller, &name)?
+                    .ok_or_else(|| CliError::Plugin(format!("no plugin named `{name}`")))?;
+                let mut config = current.config;
+                config.retain(|(key, _)| key != "script");
+                config.push(("script".to_owned(), script));
+                let result = host.set_config(caller, &name, config)?;
+                report_instructions(host, "set_config");
+                info = Some(result.map_err(CliError::failed)?);
+            }
+            if let Some(info) = info {
+                print_info(&info);
+            }
             Ok(())
         }
         Command::Deploy { .. }
@@ -451,7 +491,7 @@ fn deploy(
     upgrade: bool,
     caller: Principal,
 ) -> CliResult {
-    let wasm = wasm.unwrap_or_else(default_wasm);
+    let wasm = wasm.unwrap_or_else(|| built_artifact(DEFAULT_WASM));
     let module = read_bytes(&wasm)?;
     let init: Option<InitArgs> = match argument {
         Some(text) => {
@@ -493,14 +533,14 @@ fn deploy(
     Ok(())
 }
 
-/// [`DEFAULT_WASM`] in the working directory if it is there, else in the `target/` directory this
-/// executable was built into (so that a plugin project elsewhere can deploy it).
-fn default_wasm() -> PathBuf {
-    let here = PathBuf::from(DEFAULT_WASM);
+/// A build output (`target/...`) in the working directory if it is there, else in the `target/`
+/// directory this executable was built into (so that a plugin project elsewhere finds it).
+fn built_artifact(path: &str) -> PathBuf {
+    let here = PathBuf::from(path);
     let beside_executable = std::env::current_exe().ok().and_then(|exe| {
-        // target/<profile>/plugin-host -> target/dist/plugin_host.wasm.gz
+        // target/<profile>/plugin-host -> target/<path>
         let target = exe.parent()?.parent()?;
-        Some(target.join(Path::new(DEFAULT_WASM).strip_prefix("target").ok()?))
+        Some(target.join(Path::new(path).strip_prefix("target").ok()?))
     });
     match beside_executable {
         Some(path) if !here.exists() && path.exists() => path,

@@ -19,6 +19,8 @@ pub(crate) enum Language {
     C,
     /// AssemblyScript with `@extism/as-pdk` (npm).
     Assemblyscript,
+    /// JavaScript, run by the QuickJS runtime plugin: nothing to compile.
+    Js,
 }
 
 /// What every built project leaves behind, in its directory.
@@ -61,6 +63,10 @@ impl Language {
                 ),
                 (".gitignore", "/node_modules\n/plugin.wasm\n/.plugin-host\n"),
             ],
+            Language::Js => &[
+                ("plugin.js", include_str!("../templates/js/plugin.js.tmpl")),
+                (".gitignore", "/.plugin-host\n"),
+            ],
         }
     }
 
@@ -69,6 +75,15 @@ impl Language {
             Language::Rust => "Rust",
             Language::C => "C",
             Language::Assemblyscript => "AssemblyScript",
+            Language::Js => "JavaScript",
+        }
+    }
+
+    /// What `install` and `upgrade-plugin` take after the plugin's name.
+    fn module_arguments(self) -> &'static str {
+        match self {
+            Language::Js => "--js plugin.js",
+            Language::Rust | Language::C | Language::Assemblyscript => BUILT,
         }
     }
 
@@ -82,6 +97,9 @@ impl Language {
                 "clang --target=wasm32-unknown-unknown -O2 -nostdlib -Wl,--no-entry -o plugin.wasm plugin.c"
             }
             Language::Assemblyscript => "npm install (once), then npm run build",
+            Language::Js => {
+                "nothing: the canister's QuickJS runtime plugin runs plugin.js as it is"
+            }
         }
     }
 
@@ -91,6 +109,7 @@ impl Language {
             ("Cargo.toml", Language::Rust),
             ("package.json", Language::Assemblyscript),
             ("plugin.c", Language::C),
+            ("plugin.js", Language::Js),
         ]
         .into_iter()
         .find(|(file, _)| dir.join(file).is_file())
@@ -119,13 +138,14 @@ pub(crate) fn create(name: &str, language: Language, dir: &Path) -> CliResult {
     }
     let test_note = match language {
         Language::Rust => " `cargo test` runs the logic's unit tests natively.",
-        Language::C | Language::Assemblyscript => "",
+        Language::C | Language::Assemblyscript | Language::Js => "",
     };
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)
             .replace("{{language}}", language.display_name())
             .replace("{{build}}", language.build_command())
+            .replace("{{module}}", language.module_arguments())
             .replace("{{test_note}}", test_note)
     };
     let common = [("README.md", README), ("test.sh", TEST_SCRIPT)];
@@ -138,11 +158,12 @@ pub(crate) fn create(name: &str, language: Language, dir: &Path) -> CliResult {
     }
     make_executable(&dir.join("test.sh"))?;
     println!(
-        "created {} ({}): a counter plugin with a test\n\nnext:\n  cd {}\n  plugin-host build                  # {}\n  plugin-host install {name} {BUILT}\n  plugin-host invoke {name} increment --input 5\n  ./test.sh                          # build, install and call it in a fresh local canister",
+        "created {} ({}): a counter plugin with a test\n\nnext:\n  cd {}\n  plugin-host deploy                 # a local canister, state in ./.plugin-host\n  plugin-host build                  # {}\n  plugin-host install {name} {}\n  plugin-host invoke {name} increment --input 5\n  ./test.sh                          # build, install and call it in a fresh local canister",
         dir.display(),
         language.display_name(),
         dir.display(),
         language.build_command(),
+        language.module_arguments(),
     );
     Ok(())
 }
@@ -157,6 +178,10 @@ pub(crate) fn build(dir: &Path) -> CliResult<PathBuf> {
     })?;
     let target = dir.join(BUILT);
     match language {
+        Language::Js => {
+            eprintln!("plugin.js needs no build: install it with --js plugin.js");
+            return Ok(dir.join("plugin.js"));
+        }
         Language::Rust => {
             let output = run_tool(Command::new("cargo").current_dir(dir).args([
                 "build",

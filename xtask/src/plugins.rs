@@ -19,11 +19,20 @@ use std::process::Command;
 use crate::{ensure_wasm_target, run};
 
 /// The Rust plugins: the crate names in `plugins/Cargo.toml`, one `.wasm` each.
-const RUST_PLUGINS: &[&str] = &["counter", "dao_voting", "dao_voting_v2", "nft", "kernels"];
+const RUST_PLUGINS: &[&str] = &[
+    "counter",
+    "dao_voting",
+    "dao_voting_v2",
+    "nft",
+    "kernels",
+    "js_runtime",
+];
 
 /// Builds every plugin into `target/plugins/`.
 pub fn build(root: &Path) -> Result<(), String> {
     ensure_wasm_target(root)?;
+    // The C plugin, and QuickJS inside `js_runtime` (rquickjs-sys compiles it with clang).
+    ensure_c_toolchain()?;
     let out = root.join("target/plugins");
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {out:?}: {e}"))?;
 
@@ -90,7 +99,6 @@ fn build_wasi_std(plugins: &Path, out: &Path) -> Result<(), String> {
 
 /// Builds `plugins/c/vowels.c` into `c_vowels.wasm`.
 fn build_c(root: &Path, out: &Path) -> Result<(), String> {
-    ensure_c_toolchain()?;
     let target = out.join("c_vowels.wasm");
     run(Command::new("clang")
         .current_dir(root.join("plugins/c"))
@@ -111,7 +119,6 @@ fn build_c(root: &Path, out: &Path) -> Result<(), String> {
 /// runs their constructors once, at install), stripped: `tally.c` into `c_tally.wasm`, the
 /// conformance cases `conformance.c` into `c_wasi_suite.wasm`.
 fn build_c_libc(root: &Path, out: &Path) -> Result<(), String> {
-    ensure_c_toolchain()?;
     ensure_wasi_libc()?;
     for (source, name) in [("tally.c", "c_tally"), ("conformance.c", "c_wasi_suite")] {
         let target = out.join(format!("{name}.wasm"));

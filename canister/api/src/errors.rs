@@ -337,6 +337,10 @@ pub enum ManageError {
     /// Stable memory could not grow; nothing changed.
     #[error("{0}")]
     StorageFull(StorageFull),
+    /// A script runtime (e.g. a JavaScript plugin) could not list its functions under the new
+    /// config: its script does not evaluate, say. Nothing changed.
+    #[error("the plugin could not list its functions under the new config: {}", .0.error)]
+    ListingFailed(Box<InvokeFailure>),
 }
 
 /// Why `set_settings` failed.

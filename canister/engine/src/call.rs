@@ -77,7 +77,8 @@ impl<M: Memory + Clone> Engine<M> {
             collect_logs: req.logs,
         };
         let live = self.caches.instance(&record.name).expect("warmed up above");
-        let result = live.call(req.function, req.input, context, budget, &self.meter);
+        let result =
+            live.call_plugin_function(req.function, req.input, context, budget, &self.meter);
         let pending = live.pending();
         let (fuel_used, logs) = (result.fuel_used, result.logs);
         let failure = |error| InvokeFailure {

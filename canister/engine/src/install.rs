@@ -14,6 +14,7 @@ use crate::budget::limit;
 use crate::call::not_run;
 use crate::instance::{CompiledModule, LiveInstance};
 use crate::request::{InstallRequest, UpgradePluginRequest};
+use crate::script::ListingError;
 use crate::store::PluginRecord;
 use crate::{Engine, Writes, echo, validate};
 
@@ -57,13 +58,14 @@ impl<M: Memory + Clone> Engine<M> {
             facts.initializer.as_deref(),
             context,
         )?;
+        let functions = self.plugin_functions(&mut live, context, facts.functions)?;
         let mut record = PluginRecord {
             id: 0,
             name: req.name.to_owned(),
             owner: req.owner,
             code_sha256: sha256,
             code_size: req.wasm.len() as u64,
-            functions: facts.functions,
+            functions,
             memory_pages: live.memory_pages(),
             max_memory_pages: facts.max_memory_pages,
             fuel_limit: req
@@ -150,6 +152,7 @@ impl<M: Memory + Clone> Engine<M> {
                 .into_failure()
                 .map_err(|failure| InstallError::MigrationFailed(Box::new(failure)))?;
         }
+        let functions = self.plugin_functions(&mut live, context, facts.functions)?;
         let old_sha = record.code_sha256;
         let code = if self.store.has_code(&sha256) {
             0
@@ -179,7 +182,7 @@ impl<M: Memory + Clone> Engine<M> {
         live.save_initial(&mut self.store, record.id);
         record.code_sha256 = sha256;
         record.code_size = req.wasm.len() as u64;
-        record.functions = facts.functions;
+        record.functions = functions;
         record.max_memory_pages = facts.max_memory_pages;
         record.memory_pages = live.memory_pages();
         record.updated_at_ns = now_ns;
@@ -224,7 +227,25 @@ impl<M: Memory + Clone> Engine<M> {
     }
 
     /// The context of a start function, initialiser or migration: the owner calls at `now_ns`.
-    fn context(&self, owner: Principal, now_ns: u64, name: &str) -> CallContext {
+    /// The plugin functions of a new instance: the module's, and for a script runtime those its
+    /// script defines (listed now, on the instance about to be stored).
+    fn plugin_functions(
+        &self,
+        live: &mut LiveInstance,
+        context: CallContext,
+        module_functions: Vec<String>,
+    ) -> Result<Vec<String>, InstallError> {
+        if !live.is_script_runtime() {
+            return Ok(module_functions);
+        }
+        self.list_functions_at_setup(live, context, &module_functions)
+            .map_err(|error| match error {
+                ListingError::Failed(failure) => InstallError::StartFailed(Box::new(failure)),
+                ListingError::TooMany(too_many) => InstallError::LimitExceeded(too_many),
+            })
+    }
+
+    pub(crate) fn context(&self, owner: Principal, now_ns: u64, name: &str) -> CallContext {
         let mut h = Sha256::new();
         h.update(name.as_bytes());
         h.update(now_ns.to_le_bytes());
@@ -291,6 +312,9 @@ impl<M: Memory + Clone> Engine<M> {
                 has_start: rewritten.start_exported,
                 wasm_bytes: wasm.len() as u64,
                 wasi: module.imports().any(|import| import.module() == WASI),
+                script_runtime: [validate::LIST_FUNCTIONS, validate::DISPATCH]
+                    .iter()
+                    .all(|name| module.get_export(name).is_some_and(|e| e.func().is_some())),
                 module,
             },
         );

@@ -17,6 +17,7 @@ use crate::abi::{CallContext, HostState};
 use crate::budget::{self, CallBudget, InstructionMeter};
 use crate::limits::WASM_PAGE_BYTES;
 use crate::store::{CHUNK_BYTES, PluginRecord, PluginStore, SavedGlobal};
+use crate::validate;
 
 /// A compiled module and what the engine needs to run, save and restore its instances.
 pub struct CompiledModule {
@@ -30,6 +31,8 @@ pub struct CompiledModule {
     pub wasm_bytes: u64,
     /// Whether the module imports WASI (its calls then set up the shim's state).
     pub wasi: bool,
+    /// Whether the module is a script runtime (`validate::LIST_FUNCTIONS`).
+    pub script_runtime: bool,
 }
 
 /// What a finished call produced.
@@ -88,6 +91,7 @@ pub struct LiveInstance {
     saved_globals: Vec<SavedGlobal>,
     shadow: Vec<u8>,
     wasi: bool,
+    script_runtime: bool,
     /// When it was last used (the engine's clock), for eviction.
     pub last_used: u64,
 }
@@ -130,6 +134,7 @@ impl LiveInstance {
             saved_globals: Vec::new(),
             shadow: Vec::new(),
             wasi: compiled.wasi,
+            script_runtime: compiled.script_runtime,
             last_used: 0,
         };
         live.saved_globals = live.read_globals();
@@ -160,11 +165,62 @@ impl LiveInstance {
     ) -> Result<(), InvokeFailure> {
         let start = compiled.has_start.then_some(export_globals::START_EXPORT);
         for function in start.into_iter().chain(initializer) {
-            let result = self.call(function, &[], context, budget, meter);
-            result.into_failure()?;
+            self.run_once(function, context, budget, meter)?;
         }
         self.adopt_current_state();
         Ok(())
+    }
+
+    /// Runs `function` on no input as part of setting the instance up (start, initialiser, a
+    /// script runtime's listing); its effects become the state rollbacks return to. Returns its
+    /// output.
+    pub fn run_once(
+        &mut self,
+        function: &str,
+        context: CallContext,
+        budget: CallBudget,
+        meter: &Rc<dyn InstructionMeter>,
+    ) -> Result<Vec<u8>, InvokeFailure> {
+        let (output, _, _) = self
+            .call(function, &[], context, budget, meter)
+            .into_failure()?;
+        self.adopt_current_state();
+        Ok(output)
+    }
+
+    /// Runs plugin function `function`: the module's own export of that name if it has one of
+    /// a plugin function's type, else (a script runtime) the script's function through
+    /// `__plugin_call`.
+    pub fn call_plugin_function(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        context: CallContext,
+        budget: CallBudget,
+        meter: &Rc<dyn InstructionMeter>,
+    ) -> CallResult {
+        if !self.script_runtime || self.exports_plugin_function(function) {
+            return self.call(function, input, context, budget, meter);
+        }
+        self.store.data_mut().script_function = Some(function.to_owned());
+        let result = self.call(validate::DISPATCH, input, context, budget, meter);
+        self.store.data_mut().script_function = None;
+        result
+    }
+
+    /// Whether the module is a script runtime (`validate::LIST_FUNCTIONS`).
+    pub fn is_script_runtime(&self) -> bool {
+        self.script_runtime
+    }
+
+    /// Whether the module exports `name` as a function of a plugin function's type.
+    pub fn exports_plugin_function(&self, name: &str) -> bool {
+        self.instance
+            .get_func(&self.store, name)
+            .is_some_and(|func| {
+                let ty = func.ty(&self.store);
+                ty.params().is_empty() && matches!(ty.results(), [] | [wasmi::ValType::I32])
+            })
     }
 
     /// Makes the instance's current memory, globals and vars the state rollbacks return to.

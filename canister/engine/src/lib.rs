@@ -45,6 +45,7 @@ mod instance;
 mod limits;
 mod manage;
 mod request;
+mod script;
 pub mod stable;
 pub mod store;
 mod validate;

@@ -7,7 +7,9 @@ use ic_stable_structures::Memory;
 use plugin_host_api::{InvokePolicy, LimitExceeded, ManageError};
 
 use crate::budget::limit;
+use crate::install::Validate;
 use crate::store::PluginRecord;
+use crate::validate::RESERVED_CONFIG_PREFIX;
 use crate::{Engine, Writes, echo};
 
 impl<M: Memory + Clone> Engine<M> {
@@ -47,16 +49,33 @@ impl<M: Memory + Clone> Engine<M> {
         config: BTreeMap<String, String>,
         now_ns: u64,
     ) -> Result<PluginRecord, ManageError> {
-        let policy = self.store.record(name).map(|r| r.invoke_policy);
-        if let Some(policy) = &policy {
-            self.check_settings(&config, policy)
-                .map_err(ManageError::LimitExceeded)?;
+        let record = self
+            .store
+            .record(name)
+            .ok_or_else(|| ManageError::UnknownPlugin { name: echo(name) })?;
+        self.check_settings(&config, &record.invoke_policy)
+            .map_err(ManageError::LimitExceeded)?;
+        if self.is_script_runtime(&record) {
+            return self.set_script_config(record, config, now_ns);
         }
         let info = self.update_record(name, now_ns, |r| r.config = config.clone())?;
         if let Some(live) = self.caches.instance(name) {
             live.host_mut().config = config;
         }
         Ok(info)
+    }
+
+    /// Whether the plugin's module is a script runtime (from the compiled module, compiling it
+    /// if no cache holds it; a module that no longer compiles is not one).
+    fn is_script_runtime(&mut self, record: &PluginRecord) -> bool {
+        if self.caches.module(&record.code_sha256).is_none()
+            && let Some(wasm) = self.store.code(&record.code_sha256)
+        {
+            let _ = self.compile(record.code_sha256, &wasm, Validate::No);
+        }
+        self.caches
+            .module(&record.code_sha256)
+            .is_some_and(|compiled| compiled.script_runtime)
     }
 
     /// Replaces a plugin's invoke policy.
@@ -104,6 +123,17 @@ impl<M: Memory + Clone> Engine<M> {
                 "config entries",
                 config.len() as u64,
                 limits.max_config_entries as u64,
+            ));
+        }
+        let reserved = config
+            .keys()
+            .filter(|key| key.starts_with(RESERVED_CONFIG_PREFIX))
+            .count();
+        if reserved > 0 {
+            return Err(limit(
+                "config keys starting with `plugin_host.` (the host's)",
+                reserved as u64,
+                0,
             ));
         }
         let bytes: usize = config.iter().map(|(k, v)| k.len() + v.len()).sum();

@@ -13,11 +13,29 @@ use crate::limits::Limits;
 /// Exports run once at install (reactor initialisers), never offered as plugin functions.
 pub const INITIALIZERS: &[&str] = &["_initialize", "__wasm_call_ctors"];
 
+/// A module exporting both [`LIST_FUNCTIONS`] and [`DISPATCH`] is a script runtime (e.g. the
+/// QuickJS plugin): its plugin functions are also those its script defines. `__plugin_functions`
+/// outputs their names, one per line, at install and whenever its config changes;
+/// `__plugin_call` runs one of them, named in the config entry [`FUNCTION_KEY`]. Neither is
+/// offered as a plugin function.
+pub const LIST_FUNCTIONS: &str = "__plugin_functions";
+/// See [`LIST_FUNCTIONS`].
+pub const DISPATCH: &str = "__plugin_call";
+/// The config entry `config_get` answers, during a dispatched call, with the script function's
+/// name. Config keys starting with [`RESERVED_CONFIG_PREFIX`] are the host's: installs and
+/// `set_config` refuse them.
+pub const FUNCTION_KEY: &str = "plugin_host.function";
+/// See [`FUNCTION_KEY`].
+pub const RESERVED_CONFIG_PREFIX: &str = "plugin_host.";
+
 /// What install learns about a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleFacts {
-    /// Exports of type `() -> i32` or `() -> ()`, sorted, initialisers excluded.
+    /// Exports of type `() -> i32` or `() -> ()`, sorted, initialisers and a script runtime's
+    /// entry points excluded.
     pub functions: Vec<String>,
+    /// Whether the module is a script runtime (see [`LIST_FUNCTIONS`]).
+    pub script_runtime: bool,
     /// The first initialiser the module exports, if any.
     pub initializer: Option<String>,
     /// Declared maximum memory, if any.
@@ -180,6 +198,7 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
     }
     let mut functions = Vec::new();
     let mut initializer = None;
+    let mut entry_points = 0;
     for (name, index) in exports {
         let signature = func_types
             .get(index as usize)
@@ -194,11 +213,23 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
         }
         if INITIALIZERS.contains(&name.as_str()) {
             initializer.get_or_insert(name);
+        } else if name == LIST_FUNCTIONS || name == DISPATCH {
+            entry_points += 1;
         } else {
             functions.push(name);
         }
     }
-    if functions.is_empty() {
+    let script_runtime = match entry_points {
+        0 => false,
+        2 => true,
+        _ => {
+            return Err(invalid(format!(
+                "a script runtime exports both `{LIST_FUNCTIONS}` and `{DISPATCH}`, as `() -> i32`"
+            )));
+        }
+    };
+    // A script runtime's functions come from its script, checked once it has run.
+    if functions.is_empty() && !script_runtime {
         return Err(InstallError::NoPluginFunctions);
     }
     if functions.len() > limits.max_plugin_functions {
@@ -211,6 +242,7 @@ pub fn inspect(wasm: &[u8], limits: &Limits) -> Result<ModuleFacts, InstallError
     functions.sort();
     Ok(ModuleFacts {
         functions,
+        script_runtime,
         initializer,
         max_memory_pages,
     })

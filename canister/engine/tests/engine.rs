@@ -1166,3 +1166,169 @@ fn tables_and_reference_globals_that_never_change_survive_failures_and_restores(
     assert_eq!(ok_u64(&mut engine, "refs", "through_table"), 18);
     assert_eq!(ok_u64(&mut engine, "refs", "through_global"), 0, "not null");
 }
+
+/// A script runtime: its script's functions are the config entry `names` (one per line), and
+/// `__plugin_call` outputs the name of the function it was asked to run (`plugin_host.function`).
+/// `own` is an export of its own; `calls` counts the dispatched calls in memory.
+fn script_runtime() -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 0) "names")
+  (data (i32.const 16) "plugin_host.function")
+  {HELPERS}
+  (func $echo_config (param $key i32) (param $len i32)
+    (local $h i64)
+    (local.set $h (call $config_get (call $block (local.get $key) (local.get $len))))
+    (call $output_set (local.get $h) (call $length (local.get $h))))
+  (func (export "__plugin_functions") (result i32)
+    (call $echo_config (i32.const 0) (i32.const 5))
+    (i32.const 0))
+  (func (export "__plugin_call") (result i32)
+    (i64.store (i32.const 64) (i64.add (i64.load (i32.const 64)) (i64.const 1)))
+    (call $echo_config (i32.const 16) (i32.const 20))
+    (i32.const 0))
+  (func (export "own") (result i32)
+    (call $output_u64 (i64.load (i32.const 64)))
+    (i32.const 0)))"#
+    )
+}
+
+fn install_runtime(
+    engine: &mut Engine<VectorMemory>,
+    names: &str,
+) -> Result<PluginRecord, InstallError> {
+    let wasm = wat(&script_runtime());
+    let mut req = request("rt", &wasm);
+    req.config = BTreeMap::from([("names".to_owned(), names.to_owned())]);
+    engine.install(req, 1)
+}
+
+#[test]
+fn a_script_runtimes_listed_functions_are_its_plugin_functions_and_run_through_plugin_call() {
+    let mut engine = engine();
+    let record = install_runtime(&mut engine, "beta\nalpha\n\nbeta").expect("installs");
+    assert_eq!(record.functions, ["alpha", "beta", "own"]);
+    // The dispatched call reads which function it runs; the module's own export runs directly.
+    assert_eq!(ok(&mut engine, "rt", "alpha"), b"alpha");
+    assert_eq!(ok(&mut engine, "rt", "beta"), b"beta");
+    assert_eq!(ok(&mut engine, "rt", "own"), 2u64.to_le_bytes());
+    for name in ["gamma", "__plugin_call", "__plugin_functions", ""] {
+        assert!(
+            matches!(
+                err(&mut engine, "rt", name),
+                InvokeError::UnknownFunction { .. }
+            ),
+            "{name:?}"
+        );
+    }
+    // Outside a dispatched call the key is not set: `own` cannot read it.
+    assert_eq!(ok(&mut engine, "rt", "own"), 2u64.to_le_bytes());
+}
+
+#[test]
+fn a_script_runtime_that_lists_names_no_plugin_function_may_have_is_refused() {
+    let too_long = "x".repeat(Limits::default().max_export_name_bytes + 1);
+    let too_many: Vec<String> = (0..=Limits::default().max_plugin_functions)
+        .map(|i| format!("f{i}"))
+        .collect();
+    for names in [
+        "has space",
+        "tab\there",
+        "__plugin_call",
+        "__anything",
+        "_initialize",
+    ] {
+        match install_runtime(&mut engine(), names) {
+            Err(InstallError::StartFailed(failure)) => assert!(
+                matches!(failure.error, InvokeError::PluginError { .. }),
+                "{names:?}: {failure}"
+            ),
+            other => panic!("{names:?}: expected StartFailed, got {other:?}"),
+        }
+    }
+    for names in [too_long, too_many.join("\n")] {
+        assert!(matches!(
+            install_runtime(&mut engine(), &names),
+            Err(InstallError::LimitExceeded(_))
+        ));
+    }
+}
+
+#[test]
+fn a_script_runtime_needs_both_entry_points_and_its_listing_runs_under_the_install_budget() {
+    let half = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1)
+  (func (export "__plugin_call") (result i32) (i32.const 0))
+  (func (export "f") (result i32) (i32.const 0)))"#
+    );
+    assert!(matches!(
+        install_err(&mut engine(), &half),
+        InstallError::InvalidWasm { .. }
+    ));
+    let looping = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1)
+  (func (export "__plugin_functions") (result i32) (loop $l (br $l)) (i32.const 0))
+  (func (export "__plugin_call") (result i32) (i32.const 0)))"#
+    );
+    match install_err(&mut engine(), &looping) {
+        InstallError::StartFailed(failure) => {
+            assert!(matches!(failure.error, InvokeError::OutOfFuel { .. }))
+        }
+        other => panic!("expected StartFailed(OutOfFuel), got {other:?}"),
+    }
+    let not_utf8 = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) (data (i32.const 0) "\ff\fe")
+  {HELPERS}
+  (func (export "__plugin_functions") (result i32)
+    (call $output_set (call $block (i32.const 0) (i32.const 2)) (i64.const 2)) (i32.const 0))
+  (func (export "__plugin_call") (result i32) (i32.const 0)))"#
+    );
+    match install_err(&mut engine(), &not_utf8) {
+        InstallError::StartFailed(failure) => assert!(failure.to_string().contains("UTF-8")),
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn set_config_relists_a_script_runtimes_functions_or_changes_nothing() {
+    let mut engine = engine();
+    install_runtime(&mut engine, "alpha").expect("installs");
+    let names = |text: &str| BTreeMap::from([("names".to_owned(), text.to_owned())]);
+    let record = engine
+        .set_config("rt", names("delta\ngamma"), 2)
+        .expect("relists");
+    assert_eq!(record.functions, ["delta", "gamma", "own"]);
+    assert_eq!(ok(&mut engine, "rt", "gamma"), b"gamma");
+    assert!(matches!(
+        err(&mut engine, "rt", "alpha"),
+        InvokeError::UnknownFunction { .. }
+    ));
+    // A config the runtime cannot list functions under is refused whole.
+    match engine.set_config("rt", names("no good"), 3) {
+        Err(plugin_engine::ManageError::ListingFailed(_)) => {}
+        other => panic!("expected ListingFailed, got {other:?}"),
+    }
+    let record = engine.get("rt").expect("still there");
+    assert_eq!(record.functions, ["delta", "gamma", "own"]);
+    assert_eq!(record.config, names("delta\ngamma"));
+    assert_eq!(ok(&mut engine, "rt", "delta"), b"delta");
+}
+
+#[test]
+fn config_keys_of_the_host_are_refused_at_install_and_set_config() {
+    let mut engine = engine();
+    let wasm = wat(&counter());
+    let mut req = request("c", &wasm);
+    req.config = BTreeMap::from([("plugin_host.function".to_owned(), "get".to_owned())]);
+    assert!(matches!(
+        engine.install(req, 1),
+        Err(InstallError::LimitExceeded(LimitExceeded { max: 0, .. }))
+    ));
+    install(&mut engine, "c", &counter());
+    let reserved = BTreeMap::from([("plugin_host.other".to_owned(), String::new())]);
+    assert!(matches!(
+        engine.set_config("c", reserved, 2),
+        Err(plugin_engine::ManageError::LimitExceeded(_))
+    ));
+}

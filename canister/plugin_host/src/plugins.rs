@@ -272,6 +272,7 @@ impl State {
                 ManageError::UnknownPlugin { name } => InstallError::UnknownPlugin { name },
                 ManageError::LimitExceeded(limit) => InstallError::LimitExceeded(limit),
                 ManageError::StorageFull(full) => InstallError::StorageFull(full),
+                ManageError::ListingFailed(failure) => InstallError::StartFailed(failure),
             })?;
         self.check_cycles(message)
             .map_err(InstallError::CyclesLow)?;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmi::Caller;
 
 use super::{HostState, HostTrap, arena_trap, charge, trap};
+use crate::validate::FUNCTION_KEY;
 use plugin_host_api::{LimitExceeded, LogLevel};
 
 host_functions! {
@@ -149,12 +150,16 @@ host_functions! {
     }
 
     /// The config value of the key in the block at `key`, as a new block; 0 if the key is not
-    /// set. Owner of the result: the plugin.
+    /// set. During a script runtime's `__plugin_call`, `plugin_host.function` is the name of the
+    /// script function to run. Owner of the result: the plugin.
     /// Charges: key and value length in fuel.
     /// Fails: traps unless `key` is 0 (the empty key) or a live block
     /// holding UTF-8; arena limits.
     env fn config_get(c, key: u64) -> u64 {
-        lookup(&mut c, "config_get", key, |state, key| state.config.get(key).map(|v| v.as_bytes()))
+        lookup(&mut c, "config_get", key, |state, key| match key {
+            FUNCTION_KEY => state.script_function.as_deref().map(str::as_bytes),
+            _ => state.config.get(key).map(|v| v.as_bytes()),
+        })
     }
 
     /// The var of the key in the block at `key`, as a new block; 0 if it is not set. Owner of the

@@ -294,6 +294,9 @@ pub struct HostState {
     pub call: CallState,
     /// A cap the resource limiter refused (memory or table growth).
     pub limit_hit: Option<LimitExceeded>,
+    /// The script function a script runtime's `__plugin_call` is running, which `config_get`
+    /// gives as `plugin_host.function` (see `validate::LIST_FUNCTIONS`).
+    pub script_function: Option<String>,
 }
 
 /// What lives for one call only.
@@ -388,6 +391,7 @@ impl HostState {
             vars_journal: BTreeMap::new(),
             var_bytes,
             limit_hit: None,
+            script_function: None,
         }
     }
 
