@@ -1332,3 +1332,43 @@ fn config_keys_of_the_host_are_refused_at_install_and_set_config() {
         Err(plugin_engine::ManageError::LimitExceeded(_))
     ));
 }
+
+/// A `switch` in a loop (`loop { block block br_table end small case end big case }`), as an
+/// interpreter's dispatch compiles: each pass pays for the case it takes, not for every case
+/// after the `br_table` (wasmi charged the code after a block's end to the enclosing loop;
+/// `vendor/wasmi/PATCH.md`, fourth change).
+#[test]
+fn a_switch_in_a_loop_pays_for_the_case_it_takes() {
+    let big_case: String = "(drop (i32.add (local.get $i) (i32.const 1)))\n".repeat(200);
+    let text = format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1)
+  (func $run (param $case i32) (result i32)
+    (local $i i32)
+    (loop $next
+      (block $big
+        (block $small
+          (br_table $small $big (local.get $case)))
+        ;; the small case
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $next (i32.lt_u (local.get $i) (i32.const 100)))
+        (return (i32.const 0)))
+      ;; the big case
+      {big_case}
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (i32.const 100))))
+    (i32.const 0))
+  (func (export "small") (result i32) (call $run (i32.const 0)))
+  (func (export "big") (result i32) (call $run (i32.const 1))))"#
+    );
+    let mut engine = engine();
+    install(&mut engine, "switch", &text);
+    let fuel = |engine: &mut Engine<VectorMemory>, function| {
+        call_with(engine, "switch", function, b"", None, true)
+            .expect("runs")
+            .fuel_used
+    };
+    let (small, big) = (fuel(&mut engine, "small"), fuel(&mut engine, "big"));
+    // 100 passes of about 10 operators, against 100 passes of about 800.
+    assert!(small < 2_500, "the small case paid {small}");
+    assert!(big > 50_000, "the big case paid {big}");
+}

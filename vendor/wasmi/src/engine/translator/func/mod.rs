@@ -1125,7 +1125,7 @@ impl FuncTranslator {
             };
             let mut frame = self.stack.peek_control_mut(depth).control_frame();
             self.instrs.encode_branch(frame.label(), identity)?;
-            frame.branch_to();
+            frame.table_branch_to();
         }
         Ok(())
     }
@@ -1159,7 +1159,7 @@ impl FuncTranslator {
             self.instrs.encode_branch(frame.label(), |offset| {
                 ir::BranchTableTarget::new(results.span(), offset)
             })?;
-            frame.branch_to();
+            frame.table_branch_to();
         }
         Ok(())
     }
@@ -1258,6 +1258,17 @@ impl FuncTranslator {
         self.reachable |= frame.is_branched_to();
         if self.reachable && self.stack.is_control_empty() {
             self.encode_return()?;
+        }
+        // plugin_host's patch: code after the end of a block that a `br_table` branches to (a
+        // `switch` case) gets a fuel charge of its own, at the label, instead of adding to the
+        // enclosing frame's, which every pass pays whichever case it takes: an interpreter's
+        // `loop { block … br_table … end case … }` paid for all its cases on every pass. Every
+        // path to this code runs the label's charge, so nothing goes uncharged. Blocks that only
+        // `br`/`br_if` reach keep wasmi's charging (a separate charge there costs more
+        // instructions than the fuel precision it buys).
+        if frame.is_table_target() && self.reachable && !self.stack.is_control_empty() {
+            let fuel_pos = self.instrs.encode_consume_fuel_op()?;
+            self.stack.replace_fuel_pos(fuel_pos);
         }
         Ok(())
     }

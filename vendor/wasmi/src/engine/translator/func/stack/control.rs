@@ -329,6 +329,7 @@ impl ControlStack {
             height: StackHeight::from(height),
             branch_params,
             is_branched_to: false,
+            is_table_target: false,
             fuel_pos,
             label,
         }));
@@ -424,6 +425,20 @@ impl ControlStack {
         self.fuel_pos = fuel_pos;
     }
 
+    /// Makes `fuel_pos` the [`Op::ConsumeFuel`] that the operators that follow bump, for the
+    /// top-most frame (plugin_host's patch: a fuel charge of its own after a branched-to
+    /// `block` ends).
+    pub fn replace_fuel_pos(&mut self, fuel_pos: Option<Pos<ir::BlockFuel>>) {
+        self.fuel_pos = fuel_pos;
+        match self.frames.last_mut() {
+            Some(ControlFrame::Block(frame)) => frame.fuel_pos = fuel_pos,
+            Some(ControlFrame::Loop(frame)) => frame.fuel_pos = fuel_pos,
+            Some(ControlFrame::If(frame)) => frame.fuel_pos = fuel_pos,
+            Some(ControlFrame::Else(frame)) => frame.fuel_pos = fuel_pos,
+            Some(ControlFrame::Unreachable(_)) | None => {}
+        }
+    }
+
     /// Pops the top-most [`ControlFrame`] and returns it if any.
     pub fn pop(&mut self) -> Option<ControlFrame> {
         debug_assert!(!self.orphaned_else_operands);
@@ -484,6 +499,17 @@ impl ControlStack {
 /// An exclusive reference to a [`ControlFrame`].
 #[derive(Debug)]
 pub struct ControlFrameMut<'a>(&'a mut ControlFrame);
+
+impl ControlFrameMut<'_> {
+    /// Records that a `br_table` branches to this frame (see
+    /// [`BlockControlFrame::is_table_target`]).
+    pub fn table_branch_to(&mut self) {
+        self.branch_to();
+        if let ControlFrame::Block(frame) = self.0 {
+            frame.is_table_target = true;
+        }
+    }
+}
 
 impl<'a> ControlFrameBase for ControlFrameMut<'a> {
     fn kind(&self) -> ControlFrameKind {
@@ -761,6 +787,9 @@ pub struct BlockControlFrame {
     branch_params: BranchParams,
     /// This is `true` if there is at least one branch to this [`BlockControlFrame`].
     is_branched_to: bool,
+    /// This is `true` if a `br_table` branches to this [`BlockControlFrame`] (plugin_host's
+    /// patch: the code after its end then gets a fuel charge of its own).
+    is_table_target: bool,
     /// The [`BlockControlFrame`]'s [`Op::ConsumeFuel`] if fuel metering is enabled.
     ///
     /// # Note
@@ -769,6 +798,13 @@ pub struct BlockControlFrame {
     fuel_pos: Option<Pos<ir::BlockFuel>>,
     /// The label used to branch to the [`BlockControlFrame`].
     label: LabelRef,
+}
+
+impl BlockControlFrame {
+    /// Returns `true` if a `br_table` branches to this block.
+    pub fn is_table_target(&self) -> bool {
+        self.is_table_target
+    }
 }
 
 impl ControlFrameBase for BlockControlFrame {

@@ -703,4 +703,10 @@ impl Stack {
     pub fn fuel_pos(&self) -> Option<Pos<ir::BlockFuel>> {
         self.controls.fuel_pos()
     }
+
+    /// Makes `fuel_pos` the [`Op::ConsumeFuel`] that the operators that follow bump (see
+    /// [`ControlStack::replace_fuel_pos`]).
+    pub fn replace_fuel_pos(&mut self, fuel_pos: Option<Pos<ir::BlockFuel>>) {
+        self.controls.replace_fuel_pos(fuel_pos)
+    }
 }
