@@ -13,7 +13,7 @@ use crate::{CliError, CliResult, DEFAULT_WASM, group_digits, install, read_modul
 
 /// One demo step's line: what ran, what it answered, what it cost.
 fn show(host: &PluginHost, what: &str, answer: &str) {
-    let answer: String = answer.chars().take(110).collect();
+    let answer: String = answer.trim_end().chars().take(110).collect();
     println!(
         "{what:<44} {:>12} instr  {answer}",
         group_digits(host.last_instructions())
@@ -202,6 +202,57 @@ pub fn run() -> CliResult {
     )?;
     invoke(&mut host, alice, "as_words", "count_words", "")?;
 
+    // WASI preview 1, unmodified: C with libc (stdout as the output) and Rust std.
+    let config = vec![("wasi.stdout".to_owned(), "output".to_owned())];
+    install(
+        &mut host,
+        alice,
+        "tally",
+        plugin("c_tally")?,
+        config,
+        None,
+        None,
+    )?;
+    show(&host, "install c_tally (C with libc, WASI)", "ok");
+    invoke(&mut host, alice, "tally", "add", "plugins in a canister")?;
+    invoke(&mut host, alice, "tally", "add", "canister")?;
+    install(
+        &mut host,
+        alice,
+        "std",
+        plugin("wasi_std")?,
+        vec![],
+        None,
+        None,
+    )?;
+    show(&host, "install wasi_std (Rust std, WASI)", "ok");
+    invoke(&mut host, alice, "std", "add", "hello hello world")?;
+
+    // JavaScript without a compiler: the QuickJS runtime plugin with a DAO rule as its script.
+    let script = std::fs::read_to_string("plugins/js/dao_rule.js")
+        .map_err(|e| CliError::Usage(format!("cannot read plugins/js/dao_rule.js: {e}")))?;
+    let config = vec![
+        ("script".to_owned(), script),
+        ("rule".to_owned(), "quadratic".to_owned()),
+    ];
+    let info = install(
+        &mut host,
+        dao,
+        "js_rule",
+        plugin("js_runtime")?,
+        config,
+        None,
+        None,
+    )?;
+    show(
+        &host,
+        "install js_runtime + dao_rule.js (JavaScript)",
+        &format!("functions {:?}", info.functions),
+    );
+    invoke(&mut host, dao, "js_rule", "decide", ballots)?;
+    invoke(&mut host, dao, "js_rule", "decide", ballots)?;
+    invoke(&mut host, dao, "js_rule", "stats", "")?;
+
     // A hostile plugin: it loops forever, gets a typed error, and harms nobody.
     let looping = read_module(Path::new("plugins/hostile/infinite_loop.wat"))?;
     install(
@@ -221,6 +272,8 @@ pub fn run() -> CliResult {
     invoke(&mut host, alice, "counter", "get", "")?;
     invoke(&mut host, alice, "creature", "metadata", "")?;
     invoke(&mut host, alice, "as_words", "stats", "")?;
+    invoke(&mut host, alice, "tally", "count", "canister")?;
+    invoke(&mut host, dao, "js_rule", "stats", "")?;
 
     // Plugin upgrade with a state migration.
     let args = UpgradePluginArgs {
