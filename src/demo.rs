@@ -228,6 +228,30 @@ pub fn run() -> CliResult {
     show(&host, "install wasi_std (Rust std, WASI)", "ok");
     invoke(&mut host, alice, "std", "add", "hello hello world")?;
 
+    // Zig's std on WASI, no PDK.
+    install(
+        &mut host,
+        alice,
+        "zig",
+        plugin("zig_tally")?,
+        vec![],
+        None,
+        None,
+    )?;
+    show(&host, "install zig_tally (Zig, WASI)", "ok");
+    invoke(&mut host, alice, "zig", "add", "hello zig hello")?;
+    invoke(&mut host, alice, "zig", "add", "zig")?;
+
+    // Go on WASI (2.5 MB: installed in chunks), no PDK; skipped where Go could not be had.
+    if let Ok(go) = plugin("go_tally") {
+        install(&mut host, alice, "go", go, vec![], None, None)?;
+        show(&host, "install go_tally (Go, WASI, in chunks)", "ok");
+        invoke(&mut host, alice, "go", "add", "hello go hello")?;
+        invoke(&mut host, alice, "go", "add", "go")?;
+    } else {
+        println!("go_tally: not built (no Go toolchain), skipped");
+    }
+
     // JavaScript without a compiler: the QuickJS runtime plugin with a DAO rule as its script.
     let script = std::fs::read_to_string("plugins/js/dao_rule.js")
         .map_err(|e| CliError::Usage(format!("cannot read plugins/js/dao_rule.js: {e}")))?;
@@ -273,6 +297,7 @@ pub fn run() -> CliResult {
     invoke(&mut host, alice, "creature", "metadata", "")?;
     invoke(&mut host, alice, "as_words", "stats", "")?;
     invoke(&mut host, alice, "tally", "count", "canister")?;
+    invoke(&mut host, alice, "zig", "count", "zig")?;
     invoke(&mut host, dao, "js_rule", "stats", "")?;
 
     // Plugin upgrade with a state migration.

@@ -111,6 +111,12 @@ enum Command {
         /// for all scripts); the functions it defines become the plugin's functions.
         #[arg(long)]
         js: Option<PathBuf>,
+        /// A WASI plugin's argument (repeatable; config `wasi.args`, words split on whitespace).
+        #[arg(long = "wasi-arg", allow_hyphen_values = true)]
+        wasi_args: Vec<String>,
+        /// A WASI plugin's environment variable `KEY=VALUE` (repeatable; config `wasi.env.KEY`).
+        #[arg(long = "wasi-env", value_parser = parse_key_value)]
+        wasi_env: Vec<(String, String)>,
         /// Configuration entries `key=value` (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
         config: Vec<(String, String)>,
@@ -305,12 +311,20 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
             name,
             file,
             js,
+            wasi_args,
+            wasi_env,
             mut config,
             owner_only,
             allow,
             fuel,
         } => {
             let policy = invoke_policy(owner_only, &allow)?;
+            if !wasi_args.is_empty() {
+                config.push(("wasi.args".to_owned(), wasi_args.join(" ")));
+            }
+            for (key, value) in wasi_env {
+                config.push((format!("wasi.env.{key}"), value));
+            }
             let file = match (file, &js) {
                 (Some(file), _) => file,
                 (None, _) => built_artifact(JS_RUNTIME),

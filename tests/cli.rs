@@ -220,3 +220,38 @@ fn output_to_a_pipe_has_no_progress_drawing() {
     assert!(!stderr.contains("calling counter"), "{stderr:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_wasi_plugins_arguments_and_environment_come_from_the_command_line() {
+    let dir = deployed_with_counter("wasi");
+    succeeds(
+        &dir,
+        &[
+            "install",
+            "std",
+            "target/plugins/wasi_std.wasm",
+            "--wasi-arg",
+            "wasi_std",
+            "--wasi-arg",
+            "-v",
+            "--wasi-env",
+            "GREETING=hi",
+        ],
+    );
+    assert_eq!(
+        succeeds(&dir, &["invoke", "std", "env"]),
+        r#"{"args":["wasi_std","-v"],"vars":[["GREETING","hi"]]}"#
+    );
+    let bad = plugin_host(
+        &dir,
+        &[
+            "install",
+            "x",
+            "target/plugins/wasi_std.wasm",
+            "--wasi-env",
+            "NOEQUALS",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

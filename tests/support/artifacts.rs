@@ -60,6 +60,8 @@ pub fn dao_canister_wasm() -> Vec<u8> {
 pub fn plugin(name: &str) -> Vec<u8> {
     let own = match name {
         "c_vowels" => "plugins/c".to_owned(),
+        "zig_tally" => "plugins/zig".to_owned(),
+        "go_tally" => "plugins/go".to_owned(),
         "c_tally" | "c_wasi_suite" => "plugins/c_libc".to_owned(),
         "as_words" => "plugins/assemblyscript/assembly".to_owned(),
         "kernels" => "benches/kernels/src".to_owned(),

