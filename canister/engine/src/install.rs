@@ -9,7 +9,7 @@ use plugin_host_api::{InstallError, InvokeError};
 use sha2::{Digest, Sha256};
 use wasmi::Module;
 
-use crate::abi::{CallContext, HostState};
+use crate::abi::{CallContext, HostState, Seed};
 use crate::budget::limit;
 use crate::call::not_run;
 use crate::instance::{CompiledModule, LiveInstance};
@@ -139,7 +139,7 @@ impl<M: Memory + Clone> Engine<M> {
             req.wasm,
             host,
             facts.initializer.as_deref(),
-            context,
+            context.clone(),
         )?;
         let mut migration_fuel = 0;
         if let Some(migration) = req.migration {
@@ -225,13 +225,10 @@ impl<M: Memory + Clone> Engine<M> {
 
     /// The context of a start function, initialiser or migration: the owner calls at `now_ns`.
     fn context(&self, owner: Principal, now_ns: u64, name: &str) -> CallContext {
-        let mut h = Sha256::new();
-        h.update(name.as_bytes());
-        h.update(now_ns.to_le_bytes());
         CallContext {
             caller: owner,
             time_ns: now_ns,
-            seed: h.finalize().into(),
+            seed: Seed::of(&[name.as_bytes(), &now_ns.to_le_bytes()]),
             collect_logs: false,
         }
     }

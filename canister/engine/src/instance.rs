@@ -155,7 +155,7 @@ impl LiveInstance {
     ) -> Result<(), InvokeFailure> {
         let start = compiled.has_start.then_some(export_globals::START_EXPORT);
         for function in start.into_iter().chain(initializer) {
-            let result = self.call(function, &[], context, budget, meter);
+            let result = self.call(function, &[], context.clone(), budget, meter);
             result.into_failure()?;
         }
         self.adopt_current_state();
