@@ -7,21 +7,19 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use candid::{CandidType, Deserialize, Principal};
-use plugin_host_api::{
-    ByteBuf, InitArgs, InstallArgs, InstallChunkedArgs, InstallPolicy, InvokeOptions, ListArgs,
-};
+use candid::Principal;
+use plugin_host_api::{ByteBuf, InitArgs, InstallChunkedArgs, InstallPolicy, ListArgs};
 use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
-
-/// Most fuel a call may have: the kernels need more than the default.
-const KERNEL_FUEL: u64 = 1_000_000_000;
+use support::{NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat};
 
 /// A figure regresses when it is this much worse than the committed one.
 const TOLERANCE: f64 = 0.05;
@@ -482,66 +480,6 @@ fn read_results(path: &Path) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// What `bench_native` answers (see `canister/plugin_host/src/bench.rs`).
-#[derive(CandidType, Deserialize)]
-struct NativeRun {
-    output: ByteBuf,
-    instructions: u64,
-}
-
-/// An invoke's output and cost.
-struct Run {
-    output: Vec<u8>,
-    fuel_used: u64,
-    instructions: u64,
-}
-
-fn admin() -> Principal {
-    identity::principal("default")
-}
-
-fn read(root: &Path, path: &str) -> Vec<u8> {
-    let path: PathBuf = root.join(path);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): run `cargo xtask bench`",
-            path.display()
-        )
-    })
-}
-
-fn deploy(canister: &[u8]) -> PluginHost {
-    let init = InitArgs {
-        admins: None,
-        install_policy: Some(InstallPolicy::AdminsOnly),
-        ..InitArgs::default()
-    };
-    PluginHost::deploy(canister, Some(init), admin()).expect("canister deploys")
-}
-
-fn install(host: &mut PluginHost, name: &str, wasm: Vec<u8>) -> plugin_host_api::PluginInfo {
-    install_as(host, admin(), name, wasm)
-}
-
-fn install_as(
-    host: &mut PluginHost,
-    owner: Principal,
-    name: &str,
-    wasm: Vec<u8>,
-) -> plugin_host_api::PluginInfo {
-    let args = InstallArgs {
-        name: name.to_owned(),
-        wasm: ByteBuf::from(wasm),
-        config: None,
-        invoke_policy: None,
-        fuel_limit: Some(KERNEL_FUEL),
-    };
-    host.install(owner, args)
-        .expect("install message")
-        .unwrap_or_else(|e| panic!("install {name}: {e:?}"))
-}
-
-/// Uploads `wasm` in 1 MiB chunks and installs it; returns the instructions of all messages.
 fn install_chunked(host: &mut PluginHost, name: &str, wasm: &[u8]) -> u64 {
     let mut instructions = 0;
     let mut chunk_hashes = Vec::new();
@@ -565,44 +503,6 @@ fn install_chunked(host: &mut PluginHost, name: &str, wasm: &[u8]) -> u64 {
         .expect("install message")
         .unwrap_or_else(|e| panic!("install {name}: {e:?}"));
     instructions + host.last_instructions()
-}
-
-fn invoke(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> Run {
-    let options = InvokeOptions {
-        fuel: Some(KERNEL_FUEL),
-        logs: None,
-    };
-    let reply = host
-        .invoke(
-            CallKind::Update,
-            admin(),
-            plugin,
-            function,
-            input.as_bytes(),
-            Some(options),
-        )
-        .expect("invoke message")
-        .unwrap_or_else(|e| panic!("{plugin}.{function}: {e:?}"));
-    Run {
-        output: reply.output.into_vec(),
-        fuel_used: reply.fuel_used,
-        instructions: host.last_instructions(),
-    }
-}
-
-fn wat(text: &str) -> Vec<u8> {
-    wat::parse_str(text).expect("benchmark WAT parses")
-}
-
-/// A plugin with `pages` of memory whose `poke` increments one byte.
-fn memory_plugin(pages: u32) -> String {
-    format!(
-        r#"(module
-  (memory (export "memory") {pages})
-  (func (export "poke") (result i32)
-    (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
-    (i32.const 0)))"#
-    )
 }
 
 /// A valid module of about `bytes` bytes: exported functions with straight-line integer code.

@@ -34,6 +34,7 @@ use crate::cost::{
 };
 use crate::cycles;
 use crate::error::{Execution, Outcome, RuntimeError};
+use crate::profile::{self, Profile, Recorder};
 use crate::stable::{Overlay, StableMemory};
 use crate::system_api::{self, Context, HostTrap, MessageState, SystemState};
 use crate::top_up;
@@ -88,6 +89,8 @@ pub(crate) struct Code {
     /// no `table.set/grow/fill/copy/init`, `elem.drop` or `data.drop`, whose effects a fresh
     /// instance would not have).
     reusable: bool,
+    /// Function names by index, when the module was compiled with profile probes.
+    names: Option<Arc<Vec<String>>>,
 }
 
 impl Code {
@@ -117,6 +120,10 @@ struct Shared {
     compiled: Mutex<Vec<Code>>,
     /// Compiled modules on disk, shared with other processes.
     code_cache: Option<CodeCache>,
+    /// Whether modules are compiled with profile probes (`profile.rs`).
+    profiling: bool,
+    /// The profile of the last message, on a profiling runtime.
+    last_profile: Mutex<Option<Profile>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -132,30 +139,52 @@ fn host_error(e: impl std::fmt::Display) -> RuntimeError {
 impl Runtime {
     /// A runtime with an empty module cache.
     pub fn new() -> Result<Self, RuntimeError> {
-        Self::build(None)
+        Self::build(None, false)
     }
 
     /// A runtime that also keeps the machine code it compiles in `dir`, and loads it from there
     /// instead of compiling a module again (for the CLI: one process per command). An entry that
     /// does not check out is compiled again (`code_cache.rs` says how entries are checked).
     pub fn with_code_cache(dir: &Path) -> Result<Self, RuntimeError> {
-        Self::build(Some(CodeCache::new(dir)))
+        Self::build(Some(CodeCache::new(dir)), false)
     }
 
-    fn build(code_cache: Option<CodeCache>) -> Result<Self, RuntimeError> {
+    /// A runtime that profiles every message by function (`profile.rs`): read each with
+    /// [`Runtime::take_profile`]. Its counts are the same as an unprofiled runtime's; it is slower.
+    pub fn profiling() -> Result<Self, RuntimeError> {
+        Self::build(None, true)
+    }
+
+    /// The profile of the last message run on this runtime (or a clone), if it profiles.
+    pub fn take_profile(&self) -> Option<Profile> {
+        self.inner
+            .last_profile
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn build(code_cache: Option<CodeCache>, profiling: bool) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.consume_fuel(true);
         config.operator_cost(cost::operator_cost());
         config.wasm_relaxed_simd(false);
         config.cranelift_nan_canonicalization(true);
         let engine = Engine::new(&config).map_err(host_error)?;
-        let linker = system_api::linker(&engine).map_err(host_error)?;
+        let linker = if profiling {
+            system_api::profiling_linker(&engine)
+        } else {
+            system_api::linker(&engine)
+        }
+        .map_err(host_error)?;
         Ok(Runtime {
             inner: Arc::new(Shared {
                 engine,
                 linker,
                 compiled: Mutex::new(Vec::new()),
                 code_cache,
+                profiling,
+                last_profile: Mutex::new(None),
             }),
         })
     }
@@ -210,7 +239,14 @@ impl Runtime {
     fn compile_new(&self, wasm: Vec<u8>) -> Result<Code, RuntimeError> {
         let instrumented =
             top_up::instrument(&wasm).map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
-        let rewritten = export_globals::export_mutable_globals(&instrumented.wasm)
+        let (probed, names) = if self.inner.profiling {
+            let probed = profile::instrument(&instrumented.wasm)
+                .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
+            (probed.wasm, Some(Arc::new(probed.names)))
+        } else {
+            (instrumented.wasm, None)
+        };
+        let rewritten = export_globals::export_mutable_globals(&probed)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
         let top_up = instrumented.counter.and_then(|index| {
             rewritten
@@ -281,6 +317,7 @@ impl Runtime {
             memory,
             top_up,
             reusable,
+            names,
         })
     }
 
@@ -304,6 +341,7 @@ impl Runtime {
         state.self_id = CANISTER_ID.to_vec();
         state.freezing_threshold = request.freezing_threshold;
         state.fuel_start = request.limit;
+        state.profile = code.names.is_some().then(Recorder::default);
         let (heap, warm, loaded) = match start {
             Start::Initial(heap) => (heap, None, false),
             Start::Committed(heap, warm) => (heap, warm, true),
@@ -337,6 +375,14 @@ impl Runtime {
             Err(RuntimeError::InstructionLimit { .. }) => request.limit,
             Err(_) => used(&mut store).min(request.limit),
         };
+        if let (Some(recorder), Some(names)) = (store.data_mut().profile.take(), &code.names) {
+            let profile = recorder.finish(used(&mut store), names);
+            *self
+                .inner
+                .last_profile
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(profile);
+        }
         let mut live = instance.ok();
         match (&result, request.after) {
             (Ok(_), After::Commit) => {

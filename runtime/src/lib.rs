@@ -61,6 +61,7 @@ pub mod cycles;
 mod error;
 mod image;
 mod persist;
+pub mod profile;
 mod stable;
 mod system_api;
 mod top_up;

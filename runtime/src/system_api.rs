@@ -166,6 +166,8 @@ pub struct MessageState {
     pub top_up: Option<Global>,
     /// The heap cap.
     pub limiter: HeapCap,
+    /// The per-function profile being recorded, on a profiling runtime.
+    pub profile: Option<crate::profile::Recorder>,
 }
 
 impl MessageState {
@@ -188,6 +190,7 @@ impl MessageState {
             fuel_start: 0,
             top_up: None,
             limiter: HeapCap,
+            profile: None,
         }
     }
 
@@ -401,6 +404,33 @@ fn stable_write(caller: &mut C<'_>, offset: u64, src: u64, size: u64) -> R<()> {
 /// Builds the linker with every `ic0` function this runtime provides.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
     let mut l = Linker::new(engine);
+    ic0(&mut l)?;
+    Ok(l)
+}
+
+/// [`linker`] plus the probes of a profiled module (`profile.rs`).
+pub fn profiling_linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
+    let mut l = linker(engine)?;
+    l.func_wrap(
+        crate::profile::MODULE,
+        "enter",
+        |mut c: C<'_>, func: i32| {
+            let used = instructions_used(&mut c);
+            if let Some(profile) = c.data_mut().profile.as_mut() {
+                profile.enter(func as u32, used);
+            }
+        },
+    )?;
+    l.func_wrap(crate::profile::MODULE, "exit", |mut c: C<'_>, func: i32| {
+        let used = instructions_used(&mut c);
+        if let Some(profile) = c.data_mut().profile.as_mut() {
+            profile.exit(func as u32, used);
+        }
+    })?;
+    Ok(l)
+}
+
+fn ic0(l: &mut Linker<MessageState>) -> wasmtime::Result<()> {
     // Message arguments and caller.
     l.func_wrap("ic0", "msg_arg_data_size", |mut c: C<'_>| -> R<i32> {
         charge(&mut c, cost::API_DEFAULT, 0)?;
@@ -783,5 +813,5 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<MessageState>> {
             )))
         },
     )?;
-    Ok(l)
+    Ok(())
 }

@@ -28,7 +28,12 @@ commands:
   bench [--save | P1 … P7]
                   build (with the bench build of the canister), then run the instruction
                   benchmarks: all of them (--save writes benches/results.tsv) or those parts;
-                  the whole suite ends with the CLI's wall time, warm against cold";
+                  the whole suite ends with the CLI's wall time, warm against cold
+  profile SCENARIO [--top N] [--input TEXT]
+                  build as bench does, then print where one message's instructions go, by
+                  canister function: P1.<kernel>, P1s.<kernel>, P1b.<kernel>, P2.noop_rust,
+                  P2.noop_wat, P2.floor, P5.mem_<pages>p, or <plugin>.<function> of an example
+                  plugin (benches/profile.rs)";
 
 fn main() -> ExitCode {
     let root = repo_root();
@@ -45,6 +50,10 @@ fn main() -> ExitCode {
             .and_then(|()| canister::build_bench(&root))
             .and_then(|_| bench(&root))
             .and_then(|()| bench_cli(&root)),
+        "profile" => check_toolchain()
+            .and_then(|()| build(&root))
+            .and_then(|()| canister::build_bench(&root))
+            .and_then(|_| profile(&root)),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -299,6 +308,14 @@ fn bench(root: &Path) -> Result<(), String> {
     run(Command::new("cargo")
         .current_dir(root)
         .args(["bench", "--quiet", "--bench", "instructions", "--"])
+        .args(std::env::args().skip(2)))
+}
+
+/// Runs `benches/profile.rs` (release build) with this command's arguments.
+fn profile(root: &Path) -> Result<(), String> {
+    run(Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "--quiet", "--bench", "profile", "--"])
         .args(std::env::args().skip(2)))
 }
 

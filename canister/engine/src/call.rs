@@ -6,9 +6,8 @@ use std::convert::Infallible;
 use candid::Principal;
 use ic_stable_structures::Memory;
 use plugin_host_api::{InvokeError, InvokeFailure};
-use sha2::{Digest, Sha256};
 
-use crate::abi::CallContext;
+use crate::abi::{CallContext, Seed};
 use crate::budget::CallBudget;
 use crate::install::Validate;
 use crate::instance::{self, LiveInstance};
@@ -201,11 +200,11 @@ pub(crate) fn not_run(error: InvokeError) -> InvokeFailure {
 }
 
 /// The deterministic per-call seed: not secret (anyone can compute it from public facts).
-fn seed(record: &PluginRecord, caller: Principal, now_ns: u64) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(record.name.as_bytes());
-    h.update(record.calls.to_le_bytes());
-    h.update(now_ns.to_le_bytes());
-    h.update(caller.as_slice());
-    h.finalize().into()
+fn seed(record: &PluginRecord, caller: Principal, now_ns: u64) -> Seed {
+    Seed::of(&[
+        record.name.as_bytes(),
+        &record.calls.to_le_bytes(),
+        &now_ns.to_le_bytes(),
+        caller.as_slice(),
+    ])
 }

@@ -9,7 +9,7 @@ use plugin_host_api::{InstallError, InvokeError};
 use sha2::{Digest, Sha256};
 use wasmi::Module;
 
-use crate::abi::{CallContext, HostState, WASI};
+use crate::abi::{CallContext, HostState, Seed, WASI};
 use crate::budget::limit;
 use crate::call::not_run;
 use crate::instance::{CompiledModule, LiveInstance};
@@ -56,7 +56,7 @@ impl<M: Memory + Clone> Engine<M> {
             req.wasm,
             host,
             facts.initializer.as_deref(),
-            context,
+            context.clone(),
         )?;
         let functions = self.plugin_functions(&mut live, context, facts.functions)?;
         let mut record = PluginRecord {
@@ -141,12 +141,12 @@ impl<M: Memory + Clone> Engine<M> {
             req.wasm,
             host,
             facts.initializer.as_deref(),
-            context,
+            context.clone(),
         )?;
         let mut migration_fuel = 0;
         if let Some(migration) = req.migration {
             let budget = self.budget(record.fuel_limit, true);
-            let result = live.call(migration, &[], context, budget, &self.meter);
+            let result = live.call(migration, &[], context.clone(), budget, &self.meter);
             migration_fuel = result.fuel_used;
             result
                 .into_failure()
@@ -226,7 +226,6 @@ impl<M: Memory + Clone> Engine<M> {
         Ok(())
     }
 
-    /// The context of a start function, initialiser or migration: the owner calls at `now_ns`.
     /// The plugin functions of a new instance: the module's, and for a script runtime those its
     /// script defines (listed now, on the instance about to be stored).
     fn plugin_functions(
@@ -245,14 +244,12 @@ impl<M: Memory + Clone> Engine<M> {
             })
     }
 
+    /// The context of a start function, initialiser or migration: the owner calls at `now_ns`.
     pub(crate) fn context(&self, owner: Principal, now_ns: u64, name: &str) -> CallContext {
-        let mut h = Sha256::new();
-        h.update(name.as_bytes());
-        h.update(now_ns.to_le_bytes());
         CallContext {
             caller: owner,
             time_ns: now_ns,
-            seed: h.finalize().into(),
+            seed: Seed::of(&[name.as_bytes(), &now_ns.to_le_bytes()]),
             collect_logs: false,
         }
     }

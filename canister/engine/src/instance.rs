@@ -165,7 +165,7 @@ impl LiveInstance {
     ) -> Result<(), InvokeFailure> {
         let start = compiled.has_start.then_some(export_globals::START_EXPORT);
         for function in start.into_iter().chain(initializer) {
-            self.run_once(function, context, budget, meter)?;
+            self.run_once(function, context.clone(), budget, meter)?;
         }
         self.adopt_current_state();
         Ok(())
@@ -259,7 +259,8 @@ impl LiveInstance {
         }
         if self.wasi {
             let host = self.store.data_mut();
-            host.call.wasi = Some(WasiCall::new(function, &host.config, &context.seed));
+            let seed = host.call.seed.bytes();
+            host.call.wasi = Some(WasiCall::new(function, &host.config, &seed));
         }
         let run = budget::run(&mut self.store, func, budget, meter.as_ref());
         let fuel_used = run.fuel_used;

@@ -1336,7 +1336,7 @@ fn config_keys_of_the_host_are_refused_at_install_and_set_config() {
 /// A `switch` in a loop (`loop { block block br_table end small case end big case }`), as an
 /// interpreter's dispatch compiles: each pass pays for the case it takes, not for every case
 /// after the `br_table` (wasmi charged the code after a block's end to the enclosing loop;
-/// `vendor/wasmi/PATCH.md`, fourth change).
+/// `vendor/wasmi/PATCH.md`, fifth change).
 #[test]
 fn a_switch_in_a_loop_pays_for_the_case_it_takes() {
     let big_case: String = "(drop (i32.add (local.get $i) (i32.const 1)))\n".repeat(200);

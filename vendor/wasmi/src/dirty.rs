@@ -37,6 +37,21 @@ mod bitmap {
         });
     }
 
+    /// Marks chunks `first` and `last` (equal, or neighbours): a store's, without a loop.
+    #[inline]
+    pub fn mark_pair(first: usize, last: usize) {
+        MARKS.with(|words| {
+            if let Some(word) = words.get(first / 64) {
+                word.set(word.get() | 1 << (first % 64));
+            }
+            if last != first
+                && let Some(word) = words.get(last / 64)
+            {
+                word.set(word.get() | 1 << (last % 64));
+            }
+        });
+    }
+
     pub fn drain(chunks: usize, visit: &mut dyn FnMut(usize)) {
         MARKS.with(|words| {
             for (index, word) in words.iter().take(chunks.div_ceil(64)).enumerate() {
@@ -60,6 +75,9 @@ mod bitmap {
     #[inline]
     pub fn mark(_first: usize, _last: usize) {}
 
+    #[inline]
+    pub fn mark_pair(_first: usize, _last: usize) {}
+
     pub fn drain(chunks: usize, visit: &mut dyn FnMut(usize)) {
         (0..chunks).for_each(visit);
     }
@@ -75,6 +93,16 @@ pub fn mark(address: usize, len: usize) {
             address.saturating_add(len - 1) / CHUNK_BYTES,
         );
     }
+}
+
+/// Marks the chunks of a `BYTES`-byte store (1 to 8 bytes) at `address`: the chunk of its first
+/// byte and that of its last. Cheaper than [`mark`]'s loop over a range of chunks.
+#[inline]
+fn mark_store<const BYTES: usize>(address: usize) {
+    bitmap::mark_pair(
+        address / CHUNK_BYTES,
+        address.saturating_add(BYTES - 1) / CHUNK_BYTES,
+    );
 }
 
 /// Calls `visit` with the index of each marked chunk of a memory of `memory_len` bytes, in
@@ -98,7 +126,7 @@ pub(crate) mod wasm {
                 pub fn $store(memory: &mut [u8], ptr: u64, offset: u64, value: $ty) -> Result<(), TrapCode> {
                     wasmi_core::wasm::$store(memory, ptr, offset, value)?;
                     // The store succeeded, so `ptr + offset` neither overflowed nor left memory.
-                    super::mark((ptr + offset) as usize, $bytes);
+                    super::mark_store::<$bytes>((ptr + offset) as usize);
                     Ok(())
                 }
 
@@ -106,7 +134,7 @@ pub(crate) mod wasm {
                 #[inline]
                 pub fn $store_at(memory: &mut [u8], address: usize, value: $ty) -> Result<(), TrapCode> {
                     wasmi_core::wasm::$store_at(memory, address, value)?;
-                    super::mark(address, $bytes);
+                    super::mark_store::<$bytes>(address);
                     Ok(())
                 }
             )*

@@ -264,7 +264,7 @@ host_functions! {
     /// Charges: 32 fuel. Fails: arena limits.
     user fn ic_seed(c) -> u64 {
         charge(&mut c, "ic_seed", 32, 32)?;
-        let seed = c.data().call.seed;
+        let seed = c.data().call.seed.bytes();
         new_block(&mut c, "ic_seed", Some(seed.to_vec()))
     }
 

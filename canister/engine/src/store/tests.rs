@@ -144,3 +144,16 @@ fn a_layout_1_store_moves_a_plugins_chunks_when_it_is_next_written() {
     assert_eq!(reopened.layout_version(), LAYOUT_VERSION);
     assert_eq!(reopened.chunks(2).count(), 2);
 }
+
+#[test]
+fn all_zero_sees_a_byte_anywhere() {
+    assert!(super::all_zero(&[0; 4096]));
+    assert!(super::all_zero(&[]));
+    for len in [1, 15, 16, 17, 4095, 4096] {
+        for at in [0, len / 2, len - 1] {
+            let mut bytes = vec![0; len];
+            bytes[at] = 0x80;
+            assert!(!super::all_zero(&bytes), "len {len}, byte {at}");
+        }
+    }
+}
