@@ -192,14 +192,7 @@ fn modules_above_the_ingress_limit_install_from_chunks() {
     leb128(section.len() as u64, &mut wasm);
     wasm.extend_from_slice(&section);
 
-    let hashes: Vec<ByteBuf> = wasm
-        .chunks(1024 * 1024)
-        .map(|chunk| {
-            host.upload_chunk(alice(), chunk)
-                .expect("message")
-                .expect("chunk stored")
-        })
-        .collect();
+    let hashes = upload_chunks(&mut host, alice(), &wasm);
     assert_eq!(hashes.len(), 3);
     assert_eq!(host.stored_chunks(alice()).expect("query").len(), 3);
     assert!(host.stored_chunks(bob()).expect("query").is_empty());

@@ -22,17 +22,9 @@ fn go_plugin() -> Option<Vec<u8>> {
 }
 
 fn install_in_chunks(host: &mut PluginHost, name: &str, wasm: &[u8]) {
-    let chunk_hashes = wasm
-        .chunks(1024 * 1024)
-        .map(|chunk| {
-            host.upload_chunk(alice(), chunk)
-                .expect("message")
-                .expect("chunk stored")
-        })
-        .collect();
     let args = InstallChunkedArgs {
         name: name.to_owned(),
-        chunk_hashes,
+        chunk_hashes: upload_chunks(host, alice(), wasm),
         wasm_sha256: ByteBuf::from(sha2::Sha256::digest(wasm).to_vec()),
         config: None,
         invoke_policy: None,

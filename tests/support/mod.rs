@@ -195,6 +195,19 @@ pub fn call(
     .expect("invoke message")
 }
 
+/// Uploads `wasm` as `caller` in 1 MiB chunks (`upload_chunk`) and returns the chunks' hashes,
+/// for `install_chunked`.
+#[track_caller]
+pub fn upload_chunks(host: &mut PluginHost, caller: Principal, wasm: &[u8]) -> Vec<ByteBuf> {
+    wasm.chunks(1024 * 1024)
+        .map(|chunk| {
+            host.upload_chunk(caller, chunk)
+                .expect("message")
+                .expect("chunk stored")
+        })
+        .collect()
+}
+
 /// Invokes and returns the output as text, failing the test on an error.
 #[track_caller]
 pub fn ok(host: &mut PluginHost, plugin: &str, function: &str, input: &str) -> String {
