@@ -9,7 +9,7 @@ use plugin_host_local::identity;
 
 use std::path::Path;
 
-use crate::{CliError, CliResult, DEFAULT_WASM, group_digits, install, read_module};
+use crate::{CliError, CliResult, DEFAULT_WASM, JS_SCRIPT_KEY, group_digits, install, read_module};
 
 /// One demo step's line: what ran, what it answered, what it cost.
 fn show(host: &PluginHost, what: &str, answer: &str) {
@@ -256,7 +256,7 @@ pub fn run() -> CliResult {
     let script = std::fs::read_to_string("plugins/js/dao_rule.js")
         .map_err(|e| CliError::Usage(format!("cannot read plugins/js/dao_rule.js: {e}")))?;
     let config = vec![
-        ("script".to_owned(), script),
+        (JS_SCRIPT_KEY.to_owned(), script),
         ("rule".to_owned(), "quadratic".to_owned()),
     ];
     let info = install(

@@ -29,6 +29,8 @@ const DEFAULT_WASM: &str = "target/dist/plugin_host.wasm.gz";
 /// The QuickJS runtime plugin `install --js` installs (built by `cargo xtask build-plugins`),
 /// found like [`DEFAULT_WASM`].
 const JS_RUNTIME: &str = "target/plugins/js_runtime.wasm";
+/// The config entry that holds a JavaScript plugin's script (what `js_runtime` reads).
+pub(crate) const JS_SCRIPT_KEY: &str = "script";
 /// Modules above this size are uploaded in chunks (the ingress limit is 2 MiB per message).
 const CHUNKED_ABOVE: usize = 1_900_000;
 /// Chunk size for chunked uploads.
@@ -330,7 +332,7 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
                 (None, _) => built_artifact(JS_RUNTIME),
             };
             if let Some(script) = js {
-                config.push(("script".to_owned(), read_text(&script)?));
+                config.push((JS_SCRIPT_KEY.to_owned(), read_text(&script)?));
             }
             let wasm = read_module(&file)?;
             let installed = install(host, caller, &name, wasm, config, policy, fuel);
@@ -477,8 +479,8 @@ fn dispatch(host: &mut PluginHost, command: Command, caller: Principal) -> CliRe
                     .get(caller, &name)?
                     .ok_or_else(|| CliError::Plugin(format!("no plugin named `{name}`")))?;
                 let mut config = current.config;
-                config.retain(|(key, _)| key != "script");
-                config.push(("script".to_owned(), script));
+                config.retain(|(key, _)| key != JS_SCRIPT_KEY);
+                config.push((JS_SCRIPT_KEY.to_owned(), script));
                 let result = host.set_config(caller, &name, config)?;
                 report_instructions(host, "set_config");
                 info = Some(result.map_err(CliError::failed)?);
