@@ -317,7 +317,7 @@ fn limits(rng: &mut Rng) -> Limits {
         },
         // Small budgets evict modules and instances between calls (rebuilt from stable memory).
         heap_budget_bytes: if rng.chance(1, 3) {
-            plugin_engine::store::RECORD_CACHE_BYTES
+            plugin_engine::store::STORE_CACHE_BYTES
                 + 2 * u64::from(max_memory_pages) * WASM_PAGE_BYTES
                 + 65_536
                 + rng.range(0, 400_000)

@@ -418,15 +418,31 @@ fn apply(
         }
         6..=8 => {
             let index = rng.below(8) as u32;
-            let bytes = chunk(rng);
-            store.put_chunk(id, index, &bytes);
+            let (bytes, changed) = match model.chunks.get(&(id, index)) {
+                // A span of the stored chunk changed (to zeros, or not): only it is written.
+                Some(old) if rng.chance(1, 2) => {
+                    let mut bytes = old.clone();
+                    let start = rng.index(CHUNK_BYTES);
+                    let end = rng.range(start as u64 + 1, CHUNK_BYTES as u64) as usize;
+                    let zeros = rng.chance(1, 3);
+                    let fill = if zeros {
+                        vec![0; end - start]
+                    } else {
+                        rng.bytes(end - start)
+                    };
+                    bytes[start..end].copy_from_slice(&fill);
+                    (bytes, start..end)
+                }
+                _ => (chunk(rng), 0..CHUNK_BYTES),
+            };
+            store.put_chunk_change(id, index, &bytes, changed.clone());
             model.move_layout_1(id);
             if bytes.iter().all(|b| *b == 0) {
                 model.chunks.remove(&(id, index));
             } else {
                 model.chunks.insert((id, index), bytes);
             }
-            format!("put_chunk {id} {index}")
+            format!("put_chunk {id} {index} {changed:?}")
         }
         9 => {
             let key = rng.pick(&["", "k", "key", "ü"]).to_string();

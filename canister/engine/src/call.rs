@@ -12,7 +12,7 @@ use crate::budget::CallBudget;
 use crate::install::Validate;
 use crate::instance::{self, LiveInstance};
 use crate::request::{InvokeOutcome, InvokeRequest};
-use crate::store::{PluginRecord, RECORD_CACHE_BYTES};
+use crate::store::{PluginRecord, STORE_CACHE_BYTES};
 use crate::{Engine, echo, reserve};
 
 impl<M: Memory + Clone> Engine<M> {
@@ -170,7 +170,7 @@ impl<M: Memory + Clone> Engine<M> {
         let budget = self
             .limits
             .heap_budget_bytes
-            .saturating_sub(RECORD_CACHE_BYTES + self.limits.call_heap_bytes());
+            .saturating_sub(STORE_CACHE_BYTES + self.limits.call_heap_bytes());
         self.caches.shrink_to(
             budget,
             keep.map(|(name, _)| name),

@@ -21,16 +21,17 @@
 //! see `export-globals`) and its vars next to it. The heap holds caches only: compiled modules and
 //! live instances, each with a *shadow* copy of its memory as of the last commit.
 //!
-//! - A call that succeeds (and commits) writes the chunks it wrote that differ from the shadow,
-//!   its changed globals and the vars it set, after reserving stable memory for them.
+//! - A call that succeeds (and commits) writes the bytes it wrote that differ from the shadow
+//!   (from the first to the last changed 64 bytes of each chunk), its changed globals and the vars
+//!   it set, after reserving stable memory for them.
 //! - A call that fails (trap, out of fuel, a limit, an error) or does not commit (a query)
-//!   copies the chunks it wrote back from the shadow and restores globals and vars. If it grew
+//!   copies the 1 KiB spans it wrote back from the shadow and restores globals and vars. If it grew
 //!   memory, the instance is dropped instead (wasm memory cannot shrink).
 //! - After a canister upgrade or an eviction, an instance is rebuilt from the stored module and
 //!   the stored chunks, globals and vars, and continues identically. Start functions and
 //!   initialisers ran once, at install: their effects are in the stored state.
 //!
-//! Which chunks a call wrote comes from wasmi itself (`vendor/wasmi/PATCH.md`), so the cost of a
+//! Which spans a call wrote comes from wasmi itself (`vendor/wasmi/PATCH.md`), so the cost of a
 //! commit or a rollback follows what a call wrote, not the size of the plugin's memory.
 //!
 //! Modules are validated in full at install; the engine compiles lazily, so reloading a stored
@@ -73,9 +74,6 @@ pub use plugin_host_api::{
     InstallError, InvokeError, InvokeFailure, InvokePolicy, LimitExceeded, LogEntry, LogLevel,
     ManageError, StorageFull,
 };
-
-// The chunks wasmi marks are the chunks the store keeps.
-const _: () = assert!(CHUNK_BYTES == wasmi::dirty::CHUNK_BYTES);
 
 /// Bytes reserved in a B-tree on top of twice what an operation writes there: room for the nodes
 /// its inserts may split.

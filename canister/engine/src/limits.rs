@@ -61,7 +61,7 @@ pub struct Limits {
     /// Most bytes of distinct module code stored.
     pub max_code_bytes: u64,
     /// Heap bytes the engine may keep: compiled modules, live instances (memory, shadow, arena,
-    /// vars) and cached records, plus the room one running call may need.
+    /// vars), cached records and chunk slots, plus the room one running call may need.
     pub heap_budget_bytes: u64,
 }
 

@@ -1,4 +1,4 @@
-//! **plugin_host patch** (see `PATCH.md`): which 4 KiB chunks of linear memory the executor wrote.
+//! **plugin_host patch** (see `PATCH.md`): which 1 KiB spans of linear memory the executor wrote.
 //!
 //! Every store instruction and every `memory.copy`, `memory.fill` and `memory.init` that succeeds
 //! marks the chunks it wrote in a per-thread bitmap, so a host that keeps a copy of an instance's
@@ -8,8 +8,9 @@
 //! through the embedder API (`Memory::write`, `Memory::data_mut`, data segments at
 //! instantiation) are not marked.
 
-/// Bytes per tracked chunk.
-pub const CHUNK_BYTES: usize = 4096;
+/// Bytes per marked span (a host that saves memory in larger chunks compares only the marked
+/// spans of each).
+pub const CHUNK_BYTES: usize = 1024;
 
 #[cfg(feature = "simd")]
 compile_error!("the dirty-chunk patch does not mark SIMD stores: do not enable `simd`");

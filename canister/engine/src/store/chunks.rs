@@ -77,6 +77,12 @@ impl<M: Memory> ChunkData<M> {
         self.memory.write(Self::offset(slot), bytes);
     }
 
+    /// Writes `bytes` into a slot, `at` bytes into its chunk.
+    pub fn write_at(&self, slot: u64, at: usize, bytes: &[u8]) {
+        assert!(at + bytes.len() <= CHUNK_BYTES, "a write within one chunk");
+        self.memory.write(Self::offset(slot) + at as u64, bytes);
+    }
+
     /// Reads a chunk from its slot.
     pub fn read(&self, slot: u64) -> Vec<u8> {
         let mut chunk = vec![0u8; CHUNK_BYTES];

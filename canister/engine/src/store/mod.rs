@@ -50,7 +50,13 @@ use self::codec::{Meta, Reader, VarKey, Writer, decode_globals, encode_globals, 
 /// Version of the stable layout described above.
 pub const LAYOUT_VERSION: u32 = 2;
 /// Heap bytes of records kept in the record cache at most.
-pub const RECORD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const RECORD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Chunk slots kept in the slot cache at most (the slots of 128 MiB of plugin memory).
+const SLOT_CACHE_ENTRIES: usize = 32 * 1024;
+/// Heap bytes the slot cache may take at most (an entry and its share of a B-tree node).
+const SLOT_CACHE_BYTES: u64 = SLOT_CACHE_ENTRIES as u64 * 64;
+/// Heap bytes the store's caches (records, chunk slots) take at most.
+pub const STORE_CACHE_BYTES: u64 = RECORD_CACHE_BYTES + SLOT_CACHE_BYTES;
 /// Bytes of one plugin's usage entry.
 const USAGE_BYTES: u64 = 24;
 /// Size of the chunks in which plugin memory is stored and compared.
@@ -197,6 +203,9 @@ pub struct PluginStore<M: Memory> {
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
     chunk_slots: StableBTreeMap<(u64, u32), u64, M>,
+    /// Heap copies of `chunk_slots` entries written since the canister started (at most
+    /// [`SLOT_CACHE_ENTRIES`]): a B-tree lookup costs ~6 k instructions per written chunk.
+    cached_slots: BTreeMap<(u64, u32), u64>,
     chunk_data: ChunkData<M>,
     globals: StableBTreeMap<u64, Vec<u8>, M>,
     vars: StableBTreeMap<VarKey, Vec<u8>, M>,
@@ -229,6 +238,7 @@ impl<M: Memory> PluginStore<M> {
             code: StableBTreeMap::init(memories.code),
             code_refs: StableBTreeMap::init(memories.code_refs),
             chunk_slots: StableBTreeMap::init(memories.chunk_slots),
+            cached_slots: BTreeMap::new(),
             chunk_data: ChunkData::init(memories.chunk_data),
             globals: StableBTreeMap::init(memories.globals),
             vars: StableBTreeMap::init(memories.vars),
@@ -409,21 +419,55 @@ impl<M: Memory> PluginStore<M> {
 
     /// Stores one memory chunk of [`CHUNK_BYTES`]; an all-zero chunk is stored as absent.
     pub fn put_chunk(&mut self, id: u64, index: u32, bytes: &[u8]) {
+        self.put_chunk_change(id, index, bytes, 0..bytes.len());
+    }
+
+    /// Stores one memory chunk of [`CHUNK_BYTES`] of which only the bytes in `changed` differ from
+    /// what is stored: only those are written when the chunk already has a slot (stable writes
+    /// cost an instruction per byte). An all-zero chunk is stored as absent.
+    pub fn put_chunk_change(
+        &mut self,
+        id: u64,
+        index: u32,
+        bytes: &[u8],
+        changed: std::ops::Range<usize>,
+    ) {
         self.move_layout_1_chunks(id);
-        let slot = self.chunk_slots.get(&(id, index));
-        if all_zero(bytes) {
+        let slot = self.slot(id, index);
+        // A non-zero byte among those that changed settles it without reading the rest.
+        if all_zero(&bytes[changed.clone()]) && all_zero(bytes) {
             if let Some(slot) = slot {
                 self.chunk_slots.remove(&(id, index));
+                self.cached_slots.remove(&(id, index));
                 self.chunk_data.free(slot);
             }
+        } else if let Some(slot) = slot {
+            self.chunk_data
+                .write_at(slot, changed.start, &bytes[changed]);
         } else {
-            let slot = slot.unwrap_or_else(|| {
-                let slot = self.chunk_data.allocate();
-                self.chunk_slots.insert((id, index), slot);
-                slot
-            });
+            let slot = self.chunk_data.allocate();
+            self.chunk_slots.insert((id, index), slot);
+            self.cache_slot(id, index, slot);
             self.chunk_data.write(slot, bytes);
         }
+    }
+
+    /// The slot of a stored chunk: from the slot cache, else from the B-tree (then cached).
+    fn slot(&mut self, id: u64, index: u32) -> Option<u64> {
+        if let Some(slot) = self.cached_slots.get(&(id, index)) {
+            return Some(*slot);
+        }
+        let slot = self.chunk_slots.get(&(id, index))?;
+        self.cache_slot(id, index, slot);
+        Some(slot)
+    }
+
+    /// Caches a chunk's slot; a full cache is emptied first.
+    fn cache_slot(&mut self, id: u64, index: u32, slot: u64) {
+        if self.cached_slots.len() >= SLOT_CACHE_ENTRIES {
+            self.cached_slots.clear();
+        }
+        self.cached_slots.insert((id, index), slot);
     }
 
     /// Moves a plugin's layout-1 chunks into slots (once; nothing to do in a layout-2 store).
@@ -504,6 +548,7 @@ impl<M: Memory> PluginStore<M> {
             .collect();
         for (index, slot) in chunks {
             self.chunk_slots.remove(&(id, index));
+            self.cached_slots.remove(&(id, index));
             self.chunk_data.free(slot);
         }
         self.globals.remove(&id);

@@ -49,6 +49,36 @@ fn chunks_are_written_in_place_and_their_slots_reused() {
     assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(3))]);
 }
 
+#[test]
+fn a_changed_span_is_written_into_the_chunks_own_slot() {
+    let memories = Memories::default();
+    let mut store = memories.open();
+    store.put_chunk(1, 0, &chunk(1));
+    let mut now = chunk(1);
+    now[100..116].fill(9);
+    store.put_chunk_change(1, 0, &now, 100..116);
+    assert_eq!(
+        memories.open().chunks(1).collect::<Vec<_>>(),
+        vec![(0, now.clone())]
+    );
+
+    // The slot plugin 1 had (cached by the writes above) goes to plugin 2 after a delete; a new
+    // chunk of plugin 1 gets a slot of its own, written whole, and plugin 2's stays as written.
+    store.delete_state(1);
+    store.put_chunk(2, 0, &chunk(2));
+    store.put_chunk_change(1, 0, &now, 100..116);
+    let reopened = memories.open();
+    assert_eq!(reopened.chunks(1).collect::<Vec<_>>(), vec![(0, now)]);
+    assert_eq!(reopened.chunks(2).collect::<Vec<_>>(), vec![(0, chunk(2))]);
+
+    // A span that leaves the chunk all zero frees its slot.
+    let mut zeroed = chunk(2);
+    zeroed.fill(0);
+    store.put_chunk_change(2, 0, &zeroed, 0..CHUNK_BYTES);
+    assert_eq!(memories.open().chunks(2).count(), 0);
+    assert_eq!(store.stored_chunks(), 1);
+}
+
 fn plugin(id: u64, name: &str) -> PluginRecord {
     PluginRecord {
         id,
