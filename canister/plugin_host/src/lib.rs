@@ -4,8 +4,8 @@
 //! operation of [`state::State`] (in `plugins`, `inspect`) through `state`; the engine's errors are
 //! the interface's own types. Nothing here traps on user input: every refusal is a typed `Err`
 //! (the one exception: arguments that candid cannot decode as the method's types, which ic-cdk's
-//! decoding rejects before an endpoint runs). Every endpoint replies through `replied` (see
-//! `reply`).
+//! decoding rejects before an endpoint runs). Every endpoint replies through `replied` or
+//! `replied_result` (see `reply`).
 
 pub mod access;
 pub mod args;
@@ -46,6 +46,15 @@ fn replied<T: CandidType + 'static>(value: T) -> T {
     value
 }
 
+/// Replies with a `Result` as [`replied`] does, typed by the case it holds (`reply::encode_result`:
+/// a shorter type part, which every Candid decoder takes as the declared `Result`).
+fn replied_result<T: CandidType + 'static, E: CandidType + 'static>(
+    value: Result<T, E>,
+) -> Result<T, E> {
+    ic_cdk::api::msg_reply(reply::encode_result(&value));
+    value
+}
+
 /// What the current message is: its caller, the time and the canister's cycle balance.
 fn message() -> Message {
     let principal = ic_cdk::api::msg_caller();
@@ -65,7 +74,7 @@ fn prepare_query_replies() {
     reply::prepare::<Vec<ByteBuf>>();
     reply::prepare::<ListPage>();
     reply::prepare::<Option<PluginInfo>>();
-    reply::prepare::<Result<InvokeReply, InvokeFailure>>();
+    reply::prepare_result::<InvokeReply, InvokeFailure>();
     reply::prepare::<SettingsView>();
     reply::prepare::<Principal>();
     reply::prepare::<String>();
@@ -112,13 +121,13 @@ fn install(args: InstallArgs) -> Result<PluginInfo, InstallError> {
         invoke_policy: args.invoke_policy,
         fuel_limit: args.fuel_limit,
     };
-    replied(state::write(|s| s.install(&message(), input)))
+    replied_result(state::write(|s| s.install(&message(), input)))
 }
 
 /// Stores one chunk (at most 1 MiB) of a module for `install_chunked`; returns its sha256.
 #[ic_cdk::update(manual_reply = true)]
 fn upload_chunk(chunk: ByteBuf) -> Result<ByteBuf, ChunkError> {
-    replied(
+    replied_result(
         state::write(|s| s.upload_chunk(&message(), &chunk))
             .map(|sha256| ByteBuf::from(sha256.to_vec())),
     )
@@ -147,7 +156,7 @@ fn clear_chunks() {
 /// Installs a plugin from chunks the caller uploaded; on success the chunks are deleted.
 #[ic_cdk::update(manual_reply = true)]
 fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError> {
-    replied(state::write(|s| s.install_chunked(&message(), args)))
+    replied_result(state::write(|s| s.install_chunked(&message(), args)))
 }
 
 /// Runs `function` of `plugin` on `input`; the plugin's state persists if the call succeeds.
@@ -158,7 +167,7 @@ fn install_chunked(args: InstallChunkedArgs) -> Result<PluginInfo, InstallError>
     decode_with = "args::decode_invoke_args"
 )]
 fn invoke(args: InvokeArgs) -> Result<InvokeReply, InvokeFailure> {
-    replied(state::write(|s| s.invoke(&message(), args, true, &counter)))
+    replied_result(state::write(|s| s.invoke(&message(), args, true, &counter)))
 }
 
 /// The same as `invoke`, as a query: a free dry run on the current state that commits nothing.
@@ -168,7 +177,7 @@ fn invoke(args: InvokeArgs) -> Result<InvokeReply, InvokeFailure> {
     decode_with = "args::decode_invoke_args"
 )]
 fn invoke_query(args: InvokeArgs) -> Result<InvokeReply, InvokeFailure> {
-    replied(state::write(|s| {
+    replied_result(state::write(|s| {
         s.invoke(&message(), args, false, &counter)
     }))
 }
@@ -206,20 +215,20 @@ fn get(name: String) -> Option<PluginInfo> {
 /// Removes a plugin and its state; its code goes when no other plugin uses it.
 #[ic_cdk::update(manual_reply = true)]
 fn uninstall(name: String) -> Result<(), ManageError> {
-    replied(state::write(|s| s.uninstall(&message().caller, &name)))
+    replied_result(state::write(|s| s.uninstall(&message().caller, &name)))
 }
 
 /// Replaces a plugin's code and keeps its state; runs the optional migration once, rolling the
 /// upgrade back if it fails.
 #[ic_cdk::update(manual_reply = true)]
 fn upgrade_plugin(args: UpgradePluginArgs) -> Result<PluginInfo, InstallError> {
-    replied(state::write(|s| s.upgrade_plugin(&message(), args)))
+    replied_result(state::write(|s| s.upgrade_plugin(&message(), args)))
 }
 
 /// Replaces a plugin's configuration.
 #[ic_cdk::update(manual_reply = true)]
 fn set_config(name: String, config: Vec<(String, String)>) -> Result<PluginInfo, ManageError> {
-    replied(state::write(|s| s.set_config(&message(), &name, config)))
+    replied_result(state::write(|s| s.set_config(&message(), &name, config)))
 }
 
 /// Replaces who may invoke a plugin.
@@ -228,7 +237,7 @@ fn set_invoke_policy(
     name: String,
     policy: plugin_host_api::InvokePolicy,
 ) -> Result<PluginInfo, ManageError> {
-    replied(state::write(|s| {
+    replied_result(state::write(|s| {
         s.set_invoke_policy(&message(), &name, policy)
     }))
 }
@@ -270,7 +279,7 @@ fn heap_bytes() -> u64 {
 #[ic_cdk::update(manual_reply = true)]
 fn set_settings(settings: Settings) -> Result<(), SettingsError> {
     let caller = message().caller;
-    replied(state::write(|s| {
+    replied_result(state::write(|s| {
         s.settings
             .authorize_admin(&caller)
             .map_err(SettingsError::NotAuthorized)?;
