@@ -422,6 +422,57 @@ fn every_kind_of_write_is_saved_and_rolled_back() {
     assert_eq!(engine.get("writer").map(|i| i.memory_pages), Some(4));
 }
 
+/// Writes far apart in a memory of 17 pages (1,088 marked spans of 1 KiB: two blocks of eight
+/// 64-span words and one word after them), one across a span boundary.
+#[test]
+fn writes_anywhere_in_a_large_memory_are_saved_and_rolled_back() {
+    const PLACES: [u32; 6] = [
+        3077,
+        7 * 65536 + 10,
+        8 * 65536 + 1022,
+        12 * 65536,
+        16 * 65536 + 100,
+        17 * 65536 - 4,
+    ];
+    let stores = |value: &str| {
+        PLACES
+            .iter()
+            .map(|at| format!("(i32.store (i32.const {at}) (i32.const {value}))"))
+            .collect::<String>()
+    };
+    let loads = PLACES
+        .iter()
+        .map(|at| format!("(i64.extend_i32_u (i32.load (i32.const {at})))"))
+        .fold("(i64.const 0)".to_owned(), |sum, load| {
+            format!("(i64.add {sum} {load})")
+        });
+    let plugin = format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 17)
+  {HELPERS}
+  (func (export "write") (result i32) {} (i32.const 0))
+  (func (export "write_then_trap") (result i32) {} (unreachable))
+  (func (export "sum") (result i32) (call $output_u64 {loads}) (i32.const 0))
+)"#,
+        stores("0x01010101"),
+        stores("0x7f7f7f7f"),
+    );
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "far", &plugin);
+    ok(&mut engine, "far", "write");
+    let written = 6 * 0x0101_0101;
+    assert_eq!(ok_u64(&mut engine, "far", "sum"), written);
+    assert!(matches!(
+        err(&mut engine, "far", "write_then_trap"),
+        InvokeError::Trap { .. }
+    ));
+    assert_eq!(ok_u64(&mut engine, "far", "sum"), written);
+    drop(engine);
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "far", "sum"), written);
+}
+
 #[test]
 fn host_primitives_hash_and_compare_the_plugins_own_memory() {
     let plugin = format!(
