@@ -462,8 +462,9 @@ impl Bench {
                 self.add(
                     &format!("{part}.decide_{n}"),
                     format!(
-                        "`dao_voting.decide`, {n} ballots ({:.1} KiB of JSON): native {} ({} per \
+                        "`dao_voting.decide`, {} ballots ({:.1} KiB of JSON): native {} ({} per \
                          ballot) vs plugin ({build}) {} ({} per ballot; whole message {})",
+                        group_digits(n),
                         ballots.len() as f64 / 1024.0,
                         group_digits(native.instructions),
                         group_digits(native.instructions / n),
@@ -485,8 +486,9 @@ impl Bench {
             self.add(
                 &format!("{part}.decide_per_ballot"),
                 format!(
-                    "`decide`, one more ballot ({many} ballots against {few}): native {} vs \
+                    "`decide`, one more ballot ({} ballots against {few}): native {} vs \
                      plugin ({build}) {}",
+                    group_digits(many),
                     group_digits(native_per_ballot.round() as u64),
                     group_digits(plugin_per_ballot.round() as u64)
                 ),
