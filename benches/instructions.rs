@@ -35,7 +35,7 @@ fn main() {
         .collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut bench = Bench::default();
-    let parts: [(&str, Part); 7] = [
+    let parts: [(&str, Part); 8] = [
         ("P1", Bench::p1_interpretation_ratio),
         ("P2", Bench::p2_warm_invoke),
         ("P3", Bench::p3_cold_invoke),
@@ -43,6 +43,7 @@ fn main() {
         ("P5", Bench::p5_durable_state),
         ("P6", Bench::p6_scale),
         ("P7", Bench::p7_canister_size),
+        ("P8", Bench::p8_real_workloads),
     ];
     for (part, run) in parts {
         if only.is_empty() || only.contains(&part) {
@@ -64,7 +65,7 @@ fn main() {
     }
 }
 
-/// One part of the suite (P1 … P7): measures and adds its figures.
+/// One part of the suite (P1 … P8): measures and adds its figures.
 type Part = fn(&mut Bench, &Path);
 
 /// One measured figure. Lower is better for all of them.
@@ -418,6 +419,166 @@ impl Bench {
         }
     }
 
+    /// P8: real workloads, the same Rust code natively in the bench build and under wasmi: the
+    /// example plugins `dao_voting` (its `decide`; built as native, `P8`, and as shipped, `P8s`)
+    /// and `nft` (its `mint`, as shipped: opt-level "s"), and the JSON round trip of
+    /// `benches/kernels` as the `json_round_trip` plugin (opt-level 3, as native). A call's own count is the whole warm message minus a warm
+    /// no-op of the Rust `kernels` plugin (P2's `noop_rust`: the fixed cost of a call); per ballot,
+    /// the difference between 1,000 and 10 ballots, in which the fixed cost cancels.
+    fn p8_real_workloads(&mut self, root: &Path) {
+        let mut host = deploy(&read(root, "target/dist/plugin_host_bench.wasm.gz"));
+        install(
+            &mut host,
+            "kernels",
+            read(root, "target/plugins/kernels.wasm"),
+        );
+        invoke(&mut host, "kernels", "noop", "");
+        let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
+
+        // `dao_voting.decide` under its default rule (token-weighted), warm: the second call;
+        // built as native (the goal's figure, `P8`) and as shipped (`P8s`).
+        let builds = [
+            ("dao_voting_o3", "P8", "opt-level 3, as native", Some(10.0)),
+            ("dao_voting", "P8s", "opt-level \"s\", as shipped", None),
+        ];
+        for (plugin, part, build, goal) in builds {
+            install(
+                &mut host,
+                plugin,
+                read(root, &format!("target/plugins/{plugin}.wasm")),
+            );
+            let mut decided = Vec::new();
+            for n in [10u64, 100, 1_000] {
+                let ballots = ballots(n);
+                let native = native_workload(&mut host, "dao_voting.decide", ballots.as_bytes());
+                invoke(&mut host, plugin, "decide", &ballots);
+                let run = invoke(&mut host, plugin, "decide", &ballots);
+                assert_eq!(
+                    run.output,
+                    native.output.as_slice(),
+                    "decide, {n} ballots: the plugin ({build}) and the native build disagree"
+                );
+                let call = run.instructions.saturating_sub(fixed);
+                self.add(
+                    &format!("{part}.decide_{n}"),
+                    format!(
+                        "`dao_voting.decide`, {} ballots ({:.1} KiB of JSON): native {} ({} per \
+                         ballot) vs plugin ({build}) {} ({} per ballot; whole message {})",
+                        group_digits(n),
+                        ballots.len() as f64 / 1024.0,
+                        group_digits(native.instructions),
+                        group_digits(native.instructions / n),
+                        group_digits(call),
+                        group_digits(call / n),
+                        group_digits(run.instructions)
+                    ),
+                    call as f64 / native.instructions as f64,
+                    "x",
+                    None,
+                );
+                decided.push((n, run.instructions, native.instructions));
+            }
+            let (few, few_plugin, few_native) = decided[0];
+            let (many, many_plugin, many_native) = decided[decided.len() - 1];
+            let extra = (many - few) as f64;
+            let plugin_per_ballot = many_plugin.saturating_sub(few_plugin) as f64 / extra;
+            let native_per_ballot = many_native.saturating_sub(few_native) as f64 / extra;
+            self.add(
+                &format!("{part}.decide_per_ballot"),
+                format!(
+                    "`decide`, one more ballot ({} ballots against {few}): native {} vs \
+                     plugin ({build}) {}",
+                    group_digits(many),
+                    group_digits(native_per_ballot.round() as u64),
+                    group_digits(plugin_per_ballot.round() as u64)
+                ),
+                plugin_per_ballot / native_per_ballot,
+                "x",
+                goal,
+            );
+        }
+
+        // `nft.mint` succeeds once per plugin: a first installation's mint translates its code
+        // (translation is per module, shared by installations of the same module); the second
+        // installation's mint is measured.
+        let nft = read(root, "target/plugins/nft.wasm");
+        install(&mut host, "nft-first", nft.clone());
+        invoke(&mut host, "nft-first", "mint", "");
+        install(&mut host, "nft", nft);
+        let now_ns = host.canister().time();
+        let run = invoke(&mut host, "nft", "mint", "");
+        // The facts the plugin gets from its host: the caller, the time, and the seed, sha256 of
+        // the plugin's name, its call count (0), the time and the caller (public facts, as
+        // `ic_plugin_kit::seed` says).
+        let caller = admin();
+        let seed = Sha256::digest(
+            [
+                b"nft".as_slice(),
+                &0u64.to_le_bytes(),
+                &now_ns.to_le_bytes(),
+                caller.as_slice(),
+            ]
+            .concat(),
+        );
+        let owner: String = caller
+            .as_slice()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let facts = [seed.as_slice(), &now_ns.to_le_bytes(), owner.as_bytes()].concat();
+        let native = native_workload(&mut host, "nft.mint", &facts);
+        assert_eq!(
+            run.output,
+            native.output.as_slice(),
+            "nft.mint: the plugin and the native build disagree"
+        );
+        let call = run.instructions.saturating_sub(fixed);
+        self.add(
+            "P8.nft_mint",
+            format!(
+                "`nft.mint` ({} bytes of JSON out): native {} vs plugin {} (whole message {})",
+                run.output.len(),
+                group_digits(native.instructions),
+                group_digits(call),
+                group_digits(run.instructions)
+            ),
+            call as f64 / native.instructions as f64,
+            "x",
+            None,
+        );
+
+        // The JSON round trip of a proposal document, warm: the second call.
+        install(
+            &mut host,
+            "json_round_trip",
+            read(root, "target/plugins/json_round_trip_o3.wasm"),
+        );
+        let document = bench_kernels::round_trip::document(ROUND_TRIP_BALLOTS);
+        let native = native_workload(&mut host, "json_round_trip.round_trip", document.as_bytes());
+        invoke(&mut host, "json_round_trip", "round_trip", &document);
+        let run = invoke(&mut host, "json_round_trip", "round_trip", &document);
+        assert_eq!(
+            run.output,
+            native.output.as_slice(),
+            "round_trip: the plugin and the native build disagree"
+        );
+        let call = run.instructions.saturating_sub(fixed);
+        self.add(
+            "P8.json_round_trip",
+            format!(
+                "JSON round trip of a {:.1} KiB proposal through typed structs: native {} vs \
+                 plugin (opt-level 3) {} (whole message {})",
+                document.len() as f64 / 1024.0,
+                group_digits(native.instructions),
+                group_digits(call),
+                group_digits(run.instructions)
+            ),
+            call as f64 / native.instructions as f64,
+            "x",
+            None,
+        );
+    }
+
     /// Prints the table; returns how many figures regressed against `committed`.
     fn print(&self, committed: &BTreeMap<String, f64>) -> usize {
         println!("| figure | what | value | goal | vs committed |");
@@ -478,6 +639,40 @@ fn read_results(path: &Path) -> BTreeMap<String, f64> {
             Some((id.to_owned(), value.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// Ballots in the JSON round trip's proposal document (about 4 KiB).
+const ROUND_TRIP_BALLOTS: u64 = 40;
+
+/// `n` ballots of distinct voters for `dao_voting.decide`, as JSON (about 60 bytes each).
+fn ballots(n: u64) -> String {
+    let ballots: Vec<String> = (0..n)
+        .map(|i| {
+            let choice = ["yes", "no", "yes", "abstain"][i as usize % 4];
+            format!(
+                r#"{{"voter":"voter-{i:05}","weight":{},"choice":"{choice}"}}"#,
+                1 + i * 37 % 1000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"proposal":"p8-{n}","total_supply":{},"ballots":[{}]}}"#,
+        n * 1000,
+        ballots.join(",")
+    )
+}
+
+/// Runs `workload` natively on `input` in the bench canister (`bench_native_workload`).
+fn native_workload(host: &mut PluginHost, workload: &str, input: &[u8]) -> NativeRun {
+    host.call::<_, (Option<NativeRun>,)>(
+        CallKind::Update,
+        "bench_native_workload",
+        (workload, ByteBuf::from(input.to_vec())),
+        admin(),
+    )
+    .expect("bench_native_workload")
+    .0
+    .unwrap_or_else(|| panic!("the bench canister lacks `{workload}`, or it failed"))
 }
 
 fn install_chunked(host: &mut PluginHost, name: &str, wasm: &[u8]) -> u64 {

@@ -25,7 +25,7 @@ commands:
   fuzz [--cases N] [--seed S] [--target T] [--case K] [--jobs J]
                   run the fuzz targets (engine, differential, candid, store; crate fuzz/)
                   with seeded random cases; --case replays one saved failure
-  bench [--save | P1 … P7]
+  bench [--save | P1 … P8]
                   build (with the bench build of the canister), then run the instruction
                   benchmarks: all of them (--save writes benches/results.tsv) or those parts;
                   the whole suite ends with the CLI's wall time, warm against cold

@@ -3,8 +3,9 @@
 //! The Rust plugins are a cargo workspace of their own (`plugins/`, target wasm32 set in its
 //! `.cargo/config.toml`), built at opt-level "s"; the `kernels` bench plugin is built a second
 //! time at opt-level 3 (profile `release-o3`) into `kernels_o3.wasm`, as the canister builds
-//! the same kernels natively. `wasi_std` is built for `wasm32-wasip1` on its own. The C plugin is
-//! built with clang and wasm-ld (Debian's `clang` and `lld`, installed here when missing); the C
+//! the same kernels natively; so are `dao_voting` (into `dao_voting_o3.wasm`, for P8's fair
+//! ratio) and, only so, the `json_round_trip` bench plugin (P8), into `json_round_trip_o3.wasm`.
+//! `wasi_std` is built for `wasm32-wasip1` on its own. The C plugin is built with clang and wasm-ld (Debian's `clang` and `lld`, installed here when missing); the C
 //! plugins with libc for WASI preview 1 also need Debian's `wasi-libc` and
 //! `libclang-rt-14-dev-wasm32` (installed here when missing). The AssemblyScript plugin is an npm
 //! project of its own
@@ -55,7 +56,8 @@ pub fn build(root: &Path) -> Result<(), String> {
         fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
         report(name, &target);
     }
-    // The bench plugin again at the native side's opt-level (P1's fair ratio).
+    // The bench plugins and `dao_voting` at the native side's opt-level (P1's and P8's fair
+    // ratios).
     run(Command::new("cargo").current_dir(&plugins).args([
         "build",
         "--quiet",
@@ -64,11 +66,19 @@ pub fn build(root: &Path) -> Result<(), String> {
         "--locked",
         "--package",
         "kernels",
+        "--package",
+        "json_round_trip",
+        "--package",
+        "dao_voting",
     ]))?;
-    let built = plugins.join("target/wasm32-unknown-unknown/release-o3/kernels.wasm");
-    let target = out.join("kernels_o3.wasm");
-    fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
-    report("kernels_o3", &target);
+    for name in ["kernels", "json_round_trip", "dao_voting"] {
+        let built = plugins.join(format!(
+            "target/wasm32-unknown-unknown/release-o3/{name}.wasm"
+        ));
+        let target = out.join(format!("{name}_o3.wasm"));
+        fs::copy(&built, &target).map_err(|e| format!("cannot copy {built:?}: {e}"))?;
+        report(&format!("{name}_o3"), &target);
+    }
     build_wasi_std(&plugins, &out)?;
     build_c(root, &out)?;
     build_c_libc(root, &out)?;

@@ -3,9 +3,12 @@
 //! The same source is compiled twice: natively into the bench build of the `plugin_host` canister
 //! (feature `bench`) and into the `kernels` plugin that runs under wasmi. Each kernel takes a size
 //! `n`, builds its own input deterministically, and returns a short text result, so the two builds
-//! can be checked to agree before their instruction counts are compared.
+//! can be checked to agree before their instruction counts are compared. [`round_trip`] is P8's
+//! JSON round trip, compiled the same two ways (its plugin is `plugins/json_round_trip`).
 
 use sha2::{Digest, Sha256};
+
+pub mod round_trip;
 
 /// Every kernel: name, what it does, and the size the benchmark runs it at.
 pub const KERNELS: &[(&str, &str, u64)] = &[

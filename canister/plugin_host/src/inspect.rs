@@ -43,7 +43,7 @@ impl State {
             "invoke_query" => self.settings.is_admin(caller),
             "get" | "list" | "settings" | "stored_chunks" | "version" | "whoami" => true,
             #[cfg(feature = "bench")]
-            "bench_native" => true,
+            "bench_native" | "bench_native_workload" => true,
             _ => false,
         }
     }

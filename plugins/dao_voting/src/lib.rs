@@ -4,7 +4,7 @@
 
 pub mod rules;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "plugin"))]
 mod plugin {
     use extism_pdk::*;
 

@@ -3,30 +3,16 @@
 //! returns JSON and `image` an SVG. State lives in the plugin's own memory and survives calls and
 //! canister upgrades; only the owner may interact.
 
+mod creature;
+
 use std::sync::Mutex;
 
 use extism_pdk::*;
 use ic_plugin_kit::{caller, hex, seed, time_ns};
-use serde::Serialize;
 
-#[derive(Serialize, Clone)]
-struct Creature {
-    name: String,
-    owner: String,
-    born_ns: u64,
-    last_interaction_ns: u64,
-    level: u32,
-    xp: u32,
-    hunger: u32,
-    mood: &'static str,
-    colour: String,
-    pattern: &'static str,
-}
+use crate::creature::Creature;
 
 static CREATURE: Mutex<Option<Creature>> = Mutex::new(None);
-
-const PATTERNS: [&str; 4] = ["spots", "stripes", "stars", "plain"];
-const NAMES: [&str; 6] = ["Pixel", "Nibble", "Quark", "Motes", "Byte", "Glint"];
 
 fn with_creature<T>(f: impl FnOnce(&mut Creature) -> Result<T, Error>) -> Result<T, Error> {
     let mut guard = CREATURE.lock().map_err(|_| Error::msg("poisoned"))?;
@@ -44,19 +30,6 @@ fn owned_by_caller(creature: &Creature) -> Result<(), Error> {
     }
 }
 
-fn update_mood(c: &mut Creature) {
-    c.mood = match c.hunger {
-        0..=2 => "happy",
-        3..=6 => "content",
-        _ => "grumpy",
-    };
-    while c.xp >= 10 * (c.level + 1) {
-        c.xp -= 10 * (c.level + 1);
-        c.level += 1;
-    }
-    c.last_interaction_ns = time_ns();
-}
-
 /// Creates the creature; the caller becomes its owner.
 #[plugin_fn]
 pub fn mint() -> FnResult<String> {
@@ -64,19 +37,7 @@ pub fn mint() -> FnResult<String> {
     if guard.is_some() {
         return Err(Error::msg("already minted").into());
     }
-    let seed = seed();
-    let creature = Creature {
-        name: NAMES[seed[0] as usize % NAMES.len()].to_owned(),
-        owner: hex(&caller()),
-        born_ns: time_ns(),
-        last_interaction_ns: time_ns(),
-        level: 1,
-        xp: 0,
-        hunger: 5,
-        mood: "content",
-        colour: format!("#{:02x}{:02x}{:02x}", seed[1], seed[2], seed[3]),
-        pattern: PATTERNS[seed[4] as usize % PATTERNS.len()],
-    };
+    let creature = Creature::mint(&seed(), hex(&caller()), time_ns());
     let json = serde_json::to_string(&creature)?;
     *guard = Some(creature);
     Ok(json)
@@ -89,7 +50,7 @@ pub fn feed() -> FnResult<String> {
         owned_by_caller(c)?;
         c.hunger = c.hunger.saturating_sub(3);
         c.xp += 2;
-        update_mood(c);
+        c.update_mood(time_ns());
         Ok(format!("{} munches happily (hunger {})", c.name, c.hunger))
     })?)
 }
@@ -101,7 +62,7 @@ pub fn play() -> FnResult<String> {
         owned_by_caller(c)?;
         c.hunger += 2;
         c.xp += 7;
-        update_mood(c);
+        c.update_mood(time_ns());
         Ok(format!("{} plays (level {}, xp {})", c.name, c.level, c.xp))
     })?)
 }
