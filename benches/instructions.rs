@@ -19,7 +19,9 @@ use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
-use support::{COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat};
+use support::{
+    COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat,
+};
 
 /// A figure regresses when it is this much worse than the committed one.
 const TOLERANCE: f64 = 0.05;

@@ -21,7 +21,9 @@ use ic_local_runtime::Runtime;
 use ic_local_runtime::profile::{FunctionCost, Profile};
 use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
-use support::{COLD_STARTS, ColdStart, admin, deploy_on, install, invoke, memory_plugin, read, wat};
+use support::{
+    COLD_STARTS, ColdStart, admin, deploy_on, install, invoke, memory_plugin, read, wat,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -177,7 +177,11 @@ impl ColdStart {
     /// makes the measured call; returns it. Each case on a fresh canister, so each first call
     /// after the upgrade is also the canister's first message after it.
     pub fn run(&self, root: &Path, host: &mut PluginHost, canister: &[u8]) -> Run {
-        install(host, self.plugin, read(root, &format!("target/plugins/{}.wasm", self.wasm)));
+        install(
+            host,
+            self.plugin,
+            read(root, &format!("target/plugins/{}.wasm", self.wasm)),
+        );
         for (function, input) in self.before {
             invoke(host, self.plugin, function, input);
         }

@@ -366,7 +366,10 @@ fn memory_a_data_segment_wrote_and_the_plugin_cleared_stays_clear_after_a_restor
     let memories = Memories::default();
     let mut engine = memories.open(Limits::default());
     install(&mut engine, "segment", &plugin);
-    assert_eq!(ok_u64(&mut engine, "segment", "read"), 0x0807_0605_0403_0201);
+    assert_eq!(
+        ok_u64(&mut engine, "segment", "read"),
+        0x0807_0605_0403_0201
+    );
     ok(&mut engine, "segment", "clear");
     drop(engine);
 
