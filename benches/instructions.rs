@@ -19,7 +19,9 @@ use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
-use support::{NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat};
+use support::{
+    COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat,
+};
 
 /// A figure regresses when it is this much worse than the committed one.
 const TOLERANCE: f64 = 0.05;
@@ -238,27 +240,27 @@ impl Bench {
         );
     }
 
-    /// P3: the first call after a canister upgrade (recompile and restore), 100 KiB-class plugin.
+    /// P3: the first call after a canister upgrade (recompile and restore): the kernels plugin
+    /// and the demo's example plugins, each on a canister of its own.
     fn p3_cold_invoke(&mut self, root: &Path) {
         let canister = read(root, "target/dist/plugin_host.wasm.gz");
-        let mut host = deploy(&canister);
-        let wasm = read(root, "target/plugins/kernels.wasm");
-        let size = wasm.len();
-        install(&mut host, "kernels", wasm);
-        invoke(&mut host, "kernels", "noop", "");
-        host.upgrade_canister(&canister, None, admin())
-            .expect("canister upgrade");
-        let cold = invoke(&mut host, "kernels", "noop", "");
-        self.add(
-            "P3.cold",
-            format!(
-                "first invoke after a canister upgrade ({} KiB plugin)",
-                size / 1024
-            ),
-            cold.instructions as f64,
-            "instr",
-            Some(3_000_000.0),
-        );
+        for case in &COLD_STARTS {
+            let mut host = deploy(&canister);
+            let cold = case.run(root, &mut host, &canister);
+            let size = read(root, &format!("target/plugins/{}.wasm", case.wasm)).len();
+            let (function, _) = case.call;
+            self.add(
+                case.figure,
+                format!(
+                    "first invoke after a canister upgrade: {}.{function} ({} KiB module)",
+                    case.plugin,
+                    size / 1024
+                ),
+                cold.instructions as f64,
+                "instr",
+                Some(case.goal as f64),
+            );
+        }
     }
 
     /// P4: install cost per byte of module, from small plugins to 5 MiB (chunked).

@@ -5,7 +5,8 @@
 //! Scenarios, each the message a benchmark figure measures (see `benches/README.md`):
 //! `P1.<kernel>`, `P1s.<kernel>`, `P1b.<kernel>` (a kernel's second invoke, whole message: the
 //! P1 figure subtracts a `noop` call from it), `P2.noop_rust`, `P2.noop_wat`, `P2.floor`,
-//! `P5.mem_<pages>p`, or `<plugin>.<function>` for an example plugin in `target/plugins/` (its
+//! `P3.cold`, `P3.counter`, `P3.creature`, `P3.as_words` (the first invoke after a canister
+//! upgrade, `support::COLD_STARTS`), `P5.mem_<pages>p`, or `<plugin>.<function>` for an example plugin in `target/plugins/` (its
 //! second call, as from the CLI, with `--input`). The canister is the un-shrunk build
 //! (`target/dist/*.raw.wasm`), which keeps the function names; the scenario runs twice, without
 //! and with the probes, and the profile's total is checked against the unprofiled count.
@@ -20,7 +21,9 @@ use ic_local_runtime::Runtime;
 use ic_local_runtime::profile::{FunctionCost, Profile};
 use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
-use support::{admin, deploy_on, install, invoke, memory_plugin, read, wat};
+use support::{
+    COLD_STARTS, ColdStart, admin, deploy_on, install, invoke, memory_plugin, read, wat,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -80,6 +83,8 @@ enum Scenario {
     },
     /// A second `clear_chunks` (P2's floor).
     Floor,
+    /// A P3 case: the first invoke after a canister upgrade.
+    Cold(&'static ColdStart),
 }
 
 /// Where a plugin's module comes from.
@@ -143,6 +148,14 @@ impl Scenario {
             ("P2", "noop_rust") => Ok(built("kernels", "noop")),
             ("P2", "noop_wat") => Ok(memory("wat-noop", 1)),
             ("P2", "floor") => Ok(Scenario::Floor),
+            ("P3", _) => COLD_STARTS
+                .iter()
+                .find(|case| case.figure == name)
+                .map(Scenario::Cold)
+                .ok_or_else(|| {
+                    let cases: Vec<&str> = COLD_STARTS.iter().map(|c| c.figure).collect();
+                    format!("`{name}`: the P3 scenarios are {}", cases.join(", "))
+                }),
             ("P5", pages) => pages
                 .strip_prefix("mem_")
                 .and_then(|p| p.strip_suffix('p'))
@@ -182,6 +195,11 @@ impl Scenario {
                 }
                 host.last_instructions()
             }
+            Scenario::Cold(case) => {
+                let canister = read(root, &module_path(CANISTER, module));
+                let mut host = deploy_on(runtime, &canister);
+                case.run(root, &mut host, &canister).instructions
+            }
         }
     }
 
@@ -198,6 +216,14 @@ impl Scenario {
                 "second `clear_chunks` on {CANISTER}, freshly installed (the benchmark's \
                  follows P2's invokes, and costs a little more)"
             ),
+            Scenario::Cold(case) => {
+                let (function, input) = case.call;
+                format!(
+                    "first invoke of {}.{function}({input:?}) after a canister upgrade on \
+                     {CANISTER}",
+                    case.plugin
+                )
+            }
         }
     }
 }

@@ -115,3 +115,79 @@ pub fn memory_plugin(pages: u32) -> String {
     (i32.const 0)))"#
     )
 }
+
+/// A P3 case: an example plugin given some state, then its first call after a canister upgrade.
+pub struct ColdStart {
+    /// The figure's name, also the profile scenario's.
+    pub figure: &'static str,
+    /// The plugin's name.
+    pub plugin: &'static str,
+    /// The module, `target/plugins/<wasm>.wasm`.
+    pub wasm: &'static str,
+    /// The calls before the upgrade (function, input), as in the demo.
+    pub before: &'static [(&'static str, &'static str)],
+    /// The call measured: the first after the upgrade.
+    pub call: (&'static str, &'static str),
+    /// The figure's goal, in instructions.
+    pub goal: u64,
+}
+
+/// The P3 cases: the kernels plugin (~125 KiB, a no-op) and the demo's first calls after its
+/// canister upgrade (`counter.get`, `creature.metadata`, `as_words.stats`: goal ≤ 2 M, issue 14).
+pub const COLD_STARTS: [ColdStart; 4] = [
+    ColdStart {
+        figure: "P3.cold",
+        plugin: "kernels",
+        wasm: "kernels",
+        before: &[("noop", "")],
+        call: ("noop", ""),
+        goal: 3_000_000,
+    },
+    ColdStart {
+        figure: "P3.counter",
+        plugin: "counter",
+        wasm: "counter",
+        before: &[("increment", ""), ("increment", ""), ("increment", "")],
+        call: ("get", ""),
+        goal: 2_000_000,
+    },
+    ColdStart {
+        figure: "P3.creature",
+        plugin: "creature",
+        wasm: "nft",
+        before: &[("mint", ""), ("feed", ""), ("play", ""), ("metadata", "")],
+        call: ("metadata", ""),
+        goal: 2_000_000,
+    },
+    ColdStart {
+        figure: "P3.as_words",
+        plugin: "as_words",
+        wasm: "as_words",
+        before: &[
+            ("count_words", "plugins inside a canister"),
+            ("count_words", "written in AssemblyScript"),
+        ],
+        call: ("stats", ""),
+        goal: 2_000_000,
+    },
+];
+
+impl ColdStart {
+    /// Installs the plugin on `host`, makes its calls, upgrades the canister to `canister` and
+    /// makes the measured call; returns it. Each case on a fresh canister, so each first call
+    /// after the upgrade is also the canister's first message after it.
+    pub fn run(&self, root: &Path, host: &mut PluginHost, canister: &[u8]) -> Run {
+        install(
+            host,
+            self.plugin,
+            read(root, &format!("target/plugins/{}.wasm", self.wasm)),
+        );
+        for (function, input) in self.before {
+            invoke(host, self.plugin, function, input);
+        }
+        host.upgrade_canister(canister, None, admin())
+            .expect("canister upgrade");
+        let (function, input) = self.call;
+        invoke(host, self.plugin, function, input)
+    }
+}

@@ -32,8 +32,9 @@ commands:
   profile SCENARIO [--top N] [--input TEXT]
                   build as bench does, then print where one message's instructions go, by
                   canister function: P1.<kernel>, P1s.<kernel>, P1b.<kernel>, P2.noop_rust,
-                  P2.noop_wat, P2.floor, P5.mem_<pages>p, or <plugin>.<function> of an example
-                  plugin (benches/profile.rs)";
+                  P2.noop_wat, P2.floor, P3.cold, P3.counter, P3.creature, P3.as_words,
+                  P5.mem_<pages>p, or <plugin>.<function> of an example plugin
+                  (benches/profile.rs)";
 
 fn main() -> ExitCode {
     let root = repo_root();

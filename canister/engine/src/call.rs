@@ -153,13 +153,14 @@ impl<M: Memory + Clone> Engine<M> {
         }
         let host = self.host_state(record.config.clone(), self.store.vars(record.id));
         let compiled = self.caches.module(&record.code_sha256).ok_or("evicted")?;
-        let mut live = LiveInstance::new(
+        let live = LiveInstance::restore(
             &self.wasmi,
             crate::linker_for(&self.wasmi, &self.linker, &self.wasi_linker, compiled.wasi),
             compiled,
             host,
+            &self.store,
+            record,
         )?;
-        live.restore(&self.store, record)?;
         self.caches.insert_instance(record.name.clone(), live);
         Ok(())
     }

@@ -120,6 +120,60 @@ impl LiveInstance {
         compiled: &CompiledModule,
         host: HostState,
     ) -> Result<Self, String> {
+        let (mut live, _) = Self::instantiate(wasmi, linker, compiled, host)?;
+        live.shadow = live.memory_data().to_vec();
+        Ok(live)
+    }
+
+    /// Instantiates `compiled` and replaces its state with the plugin's stored state (after a
+    /// canister upgrade or an eviction).
+    pub fn restore(
+        wasmi: &wasmi::Engine,
+        linker: &Linker<HostState>,
+        compiled: &CompiledModule,
+        host: HostState,
+        store: &PluginStore<impl Memory>,
+        record: &PluginRecord,
+    ) -> Result<Self, String> {
+        let (mut live, initialized) = Self::instantiate(wasmi, linker, compiled, host)?;
+        if let Some(memory) = live.memory {
+            let current = memory.size(&live.store);
+            let wanted = u64::from(record.memory_pages);
+            if wanted > current {
+                memory
+                    .grow(&mut live.store, wanted - current)
+                    .map_err(|e| e.to_string())?;
+            }
+            let data = memory.data_mut(&mut live.store);
+            // A new instance's memory is zero but for the chunks its data segments wrote (wasmi
+            // marks them); the stored state has zeros wherever no chunk is stored.
+            let len = data.len();
+            for index in initialized {
+                data[chunk_range(index, len)].fill(0);
+            }
+            for (index, chunk) in store.chunks(record.id) {
+                let start = index as usize * CHUNK_BYTES;
+                data.get_mut(start..start + chunk.len())
+                    .ok_or("a stored chunk lies outside the plugin's memory")?
+                    .copy_from_slice(&chunk);
+            }
+        }
+        let globals = store.globals(record.id);
+        live.write_globals(&globals)?;
+        live.saved_globals = globals;
+        live.take_dirty();
+        live.shadow = live.memory_data().to_vec();
+        Ok(live)
+    }
+
+    /// Instantiates `compiled`, with no shadow yet; returns it and the chunks its data segments
+    /// wrote (wasmi's marks).
+    fn instantiate(
+        wasmi: &wasmi::Engine,
+        linker: &Linker<HostState>,
+        compiled: &CompiledModule,
+        host: HostState,
+    ) -> Result<(Self, Vec<usize>), String> {
         let mut store = wasmi::Store::new(wasmi, host);
         store.limiter(|state| state as &mut dyn ResourceLimiter);
         // Instantiation runs no guest code, but wasmi charges fuel for what it initialises.
@@ -154,9 +208,8 @@ impl LiveInstance {
             last_used: 0,
         };
         live.saved_globals = live.read_globals();
-        live.take_dirty();
-        live.shadow = live.memory_data().to_vec();
-        Ok(live)
+        let initialized = live.take_dirty();
+        Ok((live, initialized))
     }
 
     /// The host state (config, vars, the running call).
@@ -408,37 +461,6 @@ impl LiveInstance {
     /// Bytes of its saved globals.
     fn globals_bytes(&self) -> u64 {
         4 + 9 * self.globals.len() as u64
-    }
-
-    /// Replaces a fresh instance's state with the plugin's stored state.
-    pub fn restore(
-        &mut self,
-        store: &PluginStore<impl Memory>,
-        record: &PluginRecord,
-    ) -> Result<(), String> {
-        if let Some(memory) = self.memory {
-            let current = memory.size(&self.store);
-            let wanted = u64::from(record.memory_pages);
-            if wanted > current {
-                memory
-                    .grow(&mut self.store, wanted - current)
-                    .map_err(|e| e.to_string())?;
-            }
-            let data = memory.data_mut(&mut self.store);
-            data.fill(0);
-            for (index, chunk) in store.chunks(record.id) {
-                let start = index as usize * CHUNK_BYTES;
-                data.get_mut(start..start + chunk.len())
-                    .ok_or("a stored chunk lies outside the plugin's memory")?
-                    .copy_from_slice(&chunk);
-            }
-        }
-        let globals = store.globals(record.id);
-        self.write_globals(&globals)?;
-        self.saved_globals = globals;
-        self.take_dirty();
-        self.shadow = self.memory_data().to_vec();
-        Ok(())
     }
 
     fn memory_data(&self) -> &[u8] {

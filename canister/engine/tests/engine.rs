@@ -347,6 +347,36 @@ fn state_survives_dropping_every_cache() {
     assert_eq!(ok_u64(&mut engine, "counter", "calls"), 4);
 }
 
+#[test]
+fn memory_a_data_segment_wrote_and_the_plugin_cleared_stays_clear_after_a_restore() {
+    // The segment spans chunks 0 and 1; once cleared, neither chunk is stored (all zeros), and
+    // a restored instance must not keep what its data segment wrote there.
+    let plugin = format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 4092) "\01\02\03\04\05\06\07\08")
+  {HELPERS}
+  (func (export "clear") (result i32)
+    (i64.store (i32.const 4092) (i64.const 0))
+    (i32.const 0))
+  (func (export "read") (result i32)
+    (call $output_u64 (i64.load (i32.const 4092)))
+    (i32.const 0)))"#
+    );
+    let memories = Memories::default();
+    let mut engine = memories.open(Limits::default());
+    install(&mut engine, "segment", &plugin);
+    assert_eq!(
+        ok_u64(&mut engine, "segment", "read"),
+        0x0807_0605_0403_0201
+    );
+    ok(&mut engine, "segment", "clear");
+    drop(engine);
+
+    let mut engine = memories.open(Limits::default());
+    assert_eq!(ok_u64(&mut engine, "segment", "read"), 0);
+}
+
 /// A plugin that writes memory in every way wasm can, several across 4 KiB chunk boundaries (the
 /// engine saves and rolls back memory by the chunks wasmi marks as written).
 fn writer() -> String {

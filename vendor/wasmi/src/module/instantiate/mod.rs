@@ -462,6 +462,10 @@ impl Module {
                         return Err(Error::from(MemoryError::OutOfBoundsAccess));
                     };
                     memory.write(context.as_context_mut(), offset, bytes)?;
+                    // plugin_host patch (issue 14): the chunks an active segment writes are
+                    // marked, so that an embedder restoring saved memory over a new instance
+                    // knows which chunks are not zero.
+                    crate::dirty::mark(offset, bytes.len());
                     DataSegment::new_active(context.as_context_mut())
                 }
                 InitDataSegment::Passive { bytes } => {

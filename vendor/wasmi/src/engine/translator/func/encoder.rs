@@ -623,7 +623,7 @@ impl EncodedOps {
         let Some(buffer) = self.buffer.get_mut(at..) else {
             return Err(UpdateEncodedErrorKind::BufferOutOfBounds);
         };
-        let Ok(decoded) = T::decode(&mut &buffer[..]) else {
+        let Ok(decoded) = T::decode(&mut SliceDecoder(&buffer[..])) else {
             return Err(UpdateEncodedErrorKind::FailedToDecode);
         };
         let Some(updated) = f(decoded) else {
@@ -633,6 +633,54 @@ impl EncodedOps {
             return Err(UpdateEncodedErrorKind::FailedToEncode);
         }
         Ok(())
+    }
+}
+
+/// Decodes items from a slice of bytes, as `&[u8]` does.
+///
+/// plugin_host patch (issue 14): its reads copy with [`copy_bytes`]. Every translated operator
+/// bumps its block's fuel (`OpEncoder::bump_fuel_consumption_by`), which decodes and re-encodes
+/// the block's [`BlockFuel`] in place; `&[u8]`'s `read_bytes` copied with a `memory.copy` of a
+/// length not known at compile time, over 100 IC instructions for 8 bytes.
+struct SliceDecoder<'a>(&'a [u8]);
+
+impl ir::Decoder for SliceDecoder<'_> {
+    fn read_bytes(&mut self, buffer: &mut [u8]) -> Result<(), ir::DecodeError> {
+        let Some((bytes, rest)) = self.0.split_at_checked(buffer.len()) else {
+            return Err(ir::DecodeError::OutOfBytes);
+        };
+        copy_bytes(buffer, bytes);
+        self.0 = rest;
+        Ok(())
+    }
+}
+
+/// Copies `src` into `dst`, of the same length.
+///
+/// plugin_host patch (issue 14): the lengths of encoded primitives (1, 2, 4 and 8 bytes) are
+/// copied as fixed-size arrays, a load and a store; `copy_from_slice` of a length not known at
+/// compile time is a `memory.copy` on wasm32 with bulk memory, which the IC charges 100
+/// instructions plus one per byte.
+#[inline]
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    fn fixed<const N: usize>(dst: &mut [u8], src: &[u8]) -> bool {
+        match (<&mut [u8; N]>::try_from(dst), <&[u8; N]>::try_from(src)) {
+            (Ok(dst), Ok(src)) => {
+                *dst = *src;
+                true
+            }
+            _ => false,
+        }
+    }
+    let copied = match src.len() {
+        1 => fixed::<1>(dst, src),
+        2 => fixed::<2>(dst, src),
+        4 => fixed::<4>(dst, src),
+        8 => fixed::<8>(dst, src),
+        _ => false,
+    };
+    if !copied {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -660,7 +708,7 @@ impl<'a> ir::Encoder for SliceEncoder<'a> {
         let Some(buffer) = self.bytes.get_mut(..bytes.len()) else {
             return Err(SliceEncoderError);
         };
-        buffer.copy_from_slice(bytes);
+        copy_bytes(buffer, bytes);
         Ok(())
     }
 
