@@ -145,11 +145,11 @@ impl LiveInstance {
                     .map_err(|e| e.to_string())?;
             }
             let data = memory.data_mut(&mut live.store);
-            // A new instance's memory is zero but for the chunks its data segments wrote (wasmi
+            // A new instance's memory is zero but for the spans its data segments wrote (wasmi
             // marks them); the stored state has zeros wherever no chunk is stored.
             let len = data.len();
-            for index in initialized {
-                data[chunk_range(index, len)].fill(0);
+            for span in initialized {
+                data[span_range(span, len)].fill(0);
             }
             for (index, chunk) in store.chunks(record.id) {
                 let start = index as usize * CHUNK_BYTES;
@@ -166,7 +166,7 @@ impl LiveInstance {
         Ok(live)
     }
 
-    /// Instantiates `compiled`, with no shadow yet; returns it and the chunks its data segments
+    /// Instantiates `compiled`, with no shadow yet; returns it and the spans its data segments
     /// wrote (wasmi's marks).
     fn instantiate(
         wasmi: &wasmi::Engine,
@@ -426,7 +426,7 @@ impl LiveInstance {
                 return false;
             }
             for span in pending.dirty {
-                let bytes = span * MARK_BYTES..((span + 1) * MARK_BYTES).min(live.len());
+                let bytes = span_range(span, live.len());
                 live[bytes.clone()].copy_from_slice(&self.shadow[bytes]);
             }
         }
@@ -503,6 +503,11 @@ impl LiveInstance {
 /// The bytes of chunk `index` in a memory of `len` bytes.
 fn chunk_range(index: usize, len: usize) -> std::ops::Range<usize> {
     index * CHUNK_BYTES..((index + 1) * CHUNK_BYTES).min(len)
+}
+
+/// The bytes of marked span `index` (wasmi's marks, [`MARK_BYTES`] each) in a memory of `len` bytes.
+fn span_range(index: usize, len: usize) -> std::ops::Range<usize> {
+    index * MARK_BYTES..((index + 1) * MARK_BYTES).min(len)
 }
 
 /// Where two memory chunks of equal length differ, to the [`SPAN_BYTES`]: from the first differing
