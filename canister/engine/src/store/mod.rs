@@ -434,8 +434,12 @@ impl<M: Memory> PluginStore<M> {
     ) {
         self.move_layout_1_chunks(id);
         let slot = self.slot(id, index);
-        // A non-zero byte among those that changed settles it without reading the rest.
-        if all_zero(&bytes[changed.clone()]) && all_zero(bytes) {
+        // A non-zero byte among those that changed settles it without reading the rest; each
+        // byte is read at most once.
+        if all_zero(&bytes[changed.clone()])
+            && all_zero(&bytes[..changed.start])
+            && all_zero(&bytes[changed.end..])
+        {
             if let Some(slot) = slot {
                 self.chunk_slots.remove(&(id, index));
                 self.cached_slots.remove(&(id, index));
