@@ -69,7 +69,7 @@ pub struct PendingCommit {
 const MARK_BYTES: usize = wasmi::dirty::CHUNK_BYTES;
 /// Marked spans per stored chunk.
 const MARKS_PER_CHUNK: usize = CHUNK_BYTES / MARK_BYTES;
-const _: () = assert!(CHUNK_BYTES % MARK_BYTES == 0);
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(MARK_BYTES));
 
 impl PendingCommit {
     /// The written spans grouped by the chunk they are in: (chunk index, its spans' indices).
