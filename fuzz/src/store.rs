@@ -382,7 +382,7 @@ fn apply(
             let mut r = model.record(&name).ok_or("model record")?;
             (r.calls, r.fuel_used_total, r.memory_pages) =
                 (rng.edgy_u64(), rng.edgy_u64(), rng.next_u64() as u32);
-            store.put_usage(&r);
+            store.put_usage(r.id, &r.name, r.usage());
             model
                 .usage
                 .insert(r.id, (r.calls, r.fuel_used_total, r.memory_pages));

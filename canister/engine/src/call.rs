@@ -12,7 +12,7 @@ use crate::budget::CallBudget;
 use crate::install::Validate;
 use crate::instance::{self, LiveInstance};
 use crate::request::{InvokeOutcome, InvokeRequest};
-use crate::store::{PluginRecord, STORE_CACHE_BYTES};
+use crate::store::{PluginRecord, STORE_CACHE_BYTES, Usage};
 use crate::{Engine, echo, reserve};
 
 impl<M: Memory + Clone> Engine<M> {
@@ -26,56 +26,67 @@ impl<M: Memory + Clone> Engine<M> {
 
     /// Runs one plugin function if `authorize`, given the plugin's record, admits the call, and
     /// under the instruction limit it may set (the lower of it and the request's); its refusal
-    /// is the outer error. The record is read once for both.
+    /// is the outer error. The record is read once for both, and not copied.
     pub fn invoke_authorized<Refusal>(
         &mut self,
         mut req: InvokeRequest<'_>,
         authorize: impl FnOnce(&PluginRecord) -> Result<Option<u64>, Refusal>,
     ) -> Result<Result<InvokeOutcome, InvokeFailure>, Refusal> {
-        let Some(record) = self.store.record(req.plugin) else {
+        let checked = self.store.with_record(req.plugin, |record| {
+            let limit = authorize(record)?;
+            if !record.functions.iter().any(|f| f == req.function) {
+                return Ok(Err(not_run(InvokeError::UnknownFunction {
+                    plugin: record.name.clone(),
+                    function: echo(req.function),
+                    available: record.functions.clone(),
+                })));
+            }
+            Ok(Ok((Target::of(record), limit)))
+        });
+        let Some(checked) = checked else {
             return Ok(Err(not_run(InvokeError::UnknownPlugin {
                 name: echo(req.plugin),
             })));
         };
-        if let Some(limit) = authorize(&record)? {
+        let (target, limit) = match checked? {
+            Ok(found) => found,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        if let Some(limit) = limit {
             req.instruction_limit = Some(req.instruction_limit.map_or(limit, |l| l.min(limit)));
         }
-        Ok(self.call(record, req))
+        Ok(self.call(target, req))
     }
 
     fn call(
         &mut self,
-        mut record: PluginRecord,
+        target: Target,
         req: InvokeRequest<'_>,
     ) -> Result<InvokeOutcome, InvokeFailure> {
-        if !record.functions.iter().any(|f| f == req.function) {
-            return Err(not_run(InvokeError::UnknownFunction {
-                plugin: record.name,
-                function: echo(req.function),
-                available: record.functions,
-            }));
-        }
         let budget = CallBudget {
             fuel_limit: req
                 .fuel
-                .unwrap_or(record.fuel_limit)
+                .unwrap_or(target.fuel_limit)
                 .min(self.limits.max_fuel),
             fuel_slice: self.limits.fuel_slice,
             instruction_limit: self.instruction_limit(req.commit, req.instruction_limit),
         };
-        self.make_room(Some((&record.name, record.code_sha256)));
-        self.warm_up(&record).map_err(|reason| {
-            not_run(InvokeError::InstantiationFailed {
-                reason: echo(&reason),
-            })
-        })?;
+        self.make_room(Some((&target.name, target.code_sha256)));
+        if self.caches.instance(&target.name).is_none() {
+            let record = self.store.record(&target.name).expect("read above");
+            self.warm_up(&record).map_err(|reason| {
+                not_run(InvokeError::InstantiationFailed {
+                    reason: echo(&reason),
+                })
+            })?;
+        }
         let context = CallContext {
             caller: req.caller,
             time_ns: req.now_ns,
-            seed: seed(&record, req.caller, req.now_ns),
+            seed: seed(&target.name, target.usage.calls, req.caller, req.now_ns),
             collect_logs: req.logs,
         };
-        let live = self.caches.instance(&record.name).expect("warmed up above");
+        let live = self.caches.instance(&target.name).expect("warmed up above");
         let result =
             live.call_plugin_function(req.function, req.input, context, budget, &self.meter);
         let pending = live.pending();
@@ -88,32 +99,34 @@ impl<M: Memory + Clone> Engine<M> {
         let outcome = match result.outcome {
             Ok(output) if req.commit => {
                 let mut writes = pending.writes(live);
-                writes.chunks += self.store.layout_1_chunk_count(record.id);
+                writes.chunks += self.store.layout_1_chunk_count(target.id);
                 match reserve(&self.space, &self.ids, writes) {
                     Ok(()) => {
-                        live.commit(pending, &mut self.store, record.id);
-                        record.calls += 1;
-                        record.fuel_used_total += fuel_used;
-                        record.memory_pages = live.memory_pages();
-                        self.store.put_usage(&record);
+                        live.commit(pending, &mut self.store, target.id);
+                        let usage = Usage {
+                            calls: target.usage.calls + 1,
+                            fuel_used_total: target.usage.fuel_used_total + fuel_used,
+                            memory_pages: live.memory_pages(),
+                        };
+                        self.store.put_usage(target.id, &target.name, usage);
                         Ok(output)
                     }
                     Err(full) => {
-                        self.rollback(&record.name, pending);
+                        self.rollback(&target.name, pending);
                         Err(failure(InvokeError::StorageFull(full)))
                     }
                 }
             }
             Ok(output) => {
-                self.rollback(&record.name, pending);
+                self.rollback(&target.name, pending);
                 Ok(output)
             }
             Err(error) => {
-                self.rollback(&record.name, pending);
+                self.rollback(&target.name, pending);
                 Err(failure(error))
             }
         };
-        self.make_room(Some((&record.name, record.code_sha256)));
+        self.make_room(Some((&target.name, target.code_sha256)));
         outcome.map(|output| InvokeOutcome {
             output,
             fuel_used,
@@ -200,11 +213,34 @@ pub(crate) fn not_run(error: InvokeError) -> InvokeFailure {
     }
 }
 
-/// The deterministic per-call seed: not secret (anyone can compute it from public facts).
-fn seed(record: &PluginRecord, caller: Principal, now_ns: u64) -> Seed {
+/// What a call needs of its plugin's record: a few fields, copied out of the record cache
+/// (cloning a whole record costs a heap allocation per function name and config entry).
+struct Target {
+    id: u64,
+    name: String,
+    code_sha256: [u8; 32],
+    fuel_limit: u64,
+    usage: Usage,
+}
+
+impl Target {
+    fn of(record: &PluginRecord) -> Self {
+        Target {
+            id: record.id,
+            name: record.name.clone(),
+            code_sha256: record.code_sha256,
+            fuel_limit: record.fuel_limit,
+            usage: record.usage(),
+        }
+    }
+}
+
+/// The deterministic per-call seed, from the plugin's name and committed calls: not secret
+/// (anyone can compute it from public facts).
+fn seed(name: &str, calls: u64, caller: Principal, now_ns: u64) -> Seed {
     Seed::of(&[
-        record.name.as_bytes(),
-        &record.calls.to_le_bytes(),
+        name.as_bytes(),
+        &calls.to_le_bytes(),
         &now_ns.to_le_bytes(),
         caller.as_slice(),
     ])

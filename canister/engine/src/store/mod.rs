@@ -170,7 +170,27 @@ pub struct PluginRecord {
     pub config: BTreeMap<String, String>,
 }
 
+/// What a call changes in a plugin's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Successful committed calls.
+    pub calls: u64,
+    /// Fuel used by committed calls.
+    pub fuel_used_total: u64,
+    /// Current memory size in 64 KiB pages.
+    pub memory_pages: u32,
+}
+
 impl PluginRecord {
+    /// Its usage fields.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            calls: self.calls,
+            fuel_used_total: self.fuel_used_total,
+            memory_pages: self.memory_pages,
+        }
+    }
+
     /// About how many heap bytes the record takes (for the record cache's budget).
     pub fn heap_bytes(&self) -> u64 {
         let functions: usize = self.functions.iter().map(|f| f.len() + 24).sum();
@@ -263,12 +283,18 @@ impl<M: Memory> PluginStore<M> {
 
     /// A plugin's record, with its current usage.
     pub fn record(&self, name: &str) -> Option<PluginRecord> {
+        self.with_record(name, PluginRecord::clone)
+    }
+
+    /// What `read` makes of a plugin's record (with its current usage), without copying the
+    /// record: from the heap cache, else read from stable memory (then cached).
+    pub fn with_record<R>(&self, name: &str, read: impl FnOnce(&PluginRecord) -> R) -> Option<R> {
         if let Some(record) = self.cached_records.borrow().records.get(name) {
-            return Some(record.clone());
+            return Some(read(record));
         }
         let record = self.with_usage(self.plugins.get(&name.to_owned())?);
         self.cache(&record);
-        Some(record)
+        Some(read(&record))
     }
 
     fn cache(&self, record: &PluginRecord) {
@@ -311,7 +337,7 @@ impl<M: Memory> PluginStore<M> {
     /// Writes a whole record, and its usage.
     pub fn put_record(&mut self, record: &PluginRecord) {
         self.plugins.insert(record.name.clone(), record.clone());
-        self.put_usage(record);
+        self.put_usage(record.id, &record.name, record.usage());
         self.cache(record);
     }
 
@@ -328,23 +354,23 @@ impl<M: Memory> PluginStore<M> {
 
     /// Writes only a record's usage (calls, fuel used, memory pages): what a call changes. A
     /// B-tree rewrites the node a changed record is in; this writes 24 bytes in place.
-    pub fn put_usage(&mut self, record: &PluginRecord) {
-        let offset = record.id * USAGE_BYTES;
+    pub fn put_usage(&mut self, id: u64, name: &str, usage: Usage) {
+        let offset = id * USAGE_BYTES;
         let needed = (offset + USAGE_BYTES).div_ceil(65536);
         if needed > self.usage.size() {
             let grown = self.usage.grow(needed - self.usage.size());
             assert!(grown >= 0, "stable memory was reserved before writing");
         }
-        let mut usage = Writer::default();
-        usage.u64(record.calls);
-        usage.u64(record.fuel_used_total);
-        usage.u32(record.memory_pages);
-        usage.u32(1);
-        self.usage.write(offset, &usage.0);
-        if let Some(cached) = self.cached_records.get_mut().records.get_mut(&record.name) {
-            cached.calls = record.calls;
-            cached.fuel_used_total = record.fuel_used_total;
-            cached.memory_pages = record.memory_pages;
+        let mut bytes = Writer::default();
+        bytes.u64(usage.calls);
+        bytes.u64(usage.fuel_used_total);
+        bytes.u32(usage.memory_pages);
+        bytes.u32(1);
+        self.usage.write(offset, &bytes.0);
+        if let Some(cached) = self.cached_records.get_mut().records.get_mut(name) {
+            cached.calls = usage.calls;
+            cached.fuel_used_total = usage.fuel_used_total;
+            cached.memory_pages = usage.memory_pages;
         }
     }
 

@@ -108,7 +108,7 @@ fn usage_is_written_in_place_and_read_with_the_record() {
     assert_eq!(store.record("b"), Some(plugin(3, "b")));
     let mut used = plugin(3, "b");
     (used.calls, used.fuel_used_total, used.memory_pages) = (5, 700, 9);
-    store.put_usage(&used);
+    store.put_usage(used.id, &used.name, used.usage());
     assert_eq!(
         store.record("b"),
         Some(used.clone()),
