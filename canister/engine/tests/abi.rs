@@ -1613,6 +1613,65 @@ fn every_host_function_survives_hostile_arguments() {
     );
 }
 
+/// `ic_seed` is public and deterministic: the sha256 of the plugin's name, its committed calls,
+/// the time and the caller. A committed call advances it; a failed call and a dry run do not.
+#[test]
+fn the_seed_is_the_hash_of_the_name_the_committed_calls_the_time_and_the_caller() {
+    let mut engine = engine();
+    install(
+        &mut engine,
+        "seeded",
+        &case_module("(call $out_block (call $ic_seed))", 0, true),
+    );
+    install(
+        &mut engine,
+        "failing",
+        &case_module("(call $out_block (call $ic_seed))", 1, true),
+    );
+    let expected = |name: &str, calls: u64| -> Vec<u8> {
+        let facts = [
+            name.as_bytes(),
+            &calls.to_le_bytes(),
+            &42u64.to_le_bytes(),
+            caller().as_slice(),
+        ]
+        .concat();
+        Sha256::digest(facts).to_vec()
+    };
+    assert_eq!(ok(&mut engine, "seeded", "run", b""), expected("seeded", 0));
+    assert_eq!(
+        ok(&mut engine, "seeded", "run", b""),
+        expected("seeded", 1),
+        "a committed call advances the seed"
+    );
+    let dry = engine
+        .invoke(InvokeRequest {
+            plugin: "seeded",
+            function: "run",
+            input: b"",
+            fuel: None,
+            caller: caller(),
+            now_ns: 42,
+            commit: false,
+            logs: false,
+            instruction_limit: None,
+        })
+        .expect("dry run");
+    assert_eq!(dry.output, expected("seeded", 2));
+    assert_eq!(
+        ok(&mut engine, "seeded", "run", b""),
+        expected("seeded", 2),
+        "a dry run leaves it"
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            err(&mut engine, "failing", "run", b""),
+            InvokeError::PluginError { .. }
+        ));
+    }
+    assert_eq!(engine.get("failing").map(|r| r.calls), Some(0));
+}
+
 #[test]
 fn a_module_importing_every_host_function_installs_and_runs() {
     let mut engine = engine();
