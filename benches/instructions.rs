@@ -20,7 +20,8 @@ use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
 use support::{
-    COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read, wat,
+    COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read,
+    warm_invoke, wat,
 };
 
 /// A figure regresses when it is this much worse than the committed one.
@@ -126,18 +127,14 @@ impl Bench {
                 plugin,
                 read(root, &format!("target/plugins/{plugin}.wasm")),
             );
-            invoke(&mut host, plugin, "noop", "");
-            let fixed = invoke(&mut host, plugin, "noop", "").instructions;
+            let fixed = warm_invoke(&mut host, plugin, "noop", "").instructions;
             if plugin == "kernels_o3" {
                 fixed_o3 = fixed;
             }
             let mut log_sum = 0.0;
             for (kernel, _, _) in bench_kernels::KERNELS {
                 let (native, what, n) = &natives[kernel];
-                // The first call translates the code it reaches (lazy translation); measure the
-                // second.
-                invoke(&mut host, plugin, kernel, &n.to_string());
-                let run = invoke(&mut host, plugin, kernel, &n.to_string());
+                let run = warm_invoke(&mut host, plugin, kernel, &n.to_string());
                 assert_eq!(
                     run.output,
                     native.output.as_slice(),
@@ -174,8 +171,7 @@ impl Bench {
         for kernel in bench_kernels::KERNELS_WITH_PRIMITIVES {
             let (native, what, n) = &natives[kernel];
             let function = format!("{kernel}_host");
-            invoke(&mut host, "kernels_o3", &function, &n.to_string());
-            let run = invoke(&mut host, "kernels_o3", &function, &n.to_string());
+            let run = warm_invoke(&mut host, "kernels_o3", &function, &n.to_string());
             assert_eq!(
                 run.output,
                 native.output.as_slice(),
@@ -204,8 +200,7 @@ impl Bench {
             "kernels",
             read(root, "target/plugins/kernels.wasm"),
         );
-        invoke(&mut host, "kernels", "noop", "");
-        let warm = invoke(&mut host, "kernels", "noop", "");
+        let warm = warm_invoke(&mut host, "kernels", "noop", "");
         self.add(
             "P2.noop_rust",
             format!(
@@ -217,8 +212,7 @@ impl Bench {
             Some(60_000.0),
         );
         install(&mut host, "wat-noop", wat(&memory_plugin(1)));
-        invoke(&mut host, "wat-noop", "poke", "");
-        let warm = invoke(&mut host, "wat-noop", "poke", "");
+        let warm = warm_invoke(&mut host, "wat-noop", "poke", "");
         self.add(
             "P2.noop_wat",
             "warm invoke, one-store WAT plugin (1 page)".into(),
@@ -312,8 +306,7 @@ impl Bench {
         ] {
             let name = format!("mem-{pages}");
             install(&mut host, &name, wat(&memory_plugin(pages)));
-            invoke(&mut host, &name, "poke", "");
-            let warm = invoke(&mut host, &name, "poke", "").instructions;
+            let warm = warm_invoke(&mut host, &name, "poke", "").instructions;
             if pages == 1 {
                 smallest = warm;
             }
@@ -367,8 +360,7 @@ impl Bench {
             }
             eprintln!("bench: P6 with {count} plugins installed");
             let name = "p00005";
-            invoke(&mut host, name, "poke", "");
-            let invoke_cost = invoke(&mut host, name, "poke", "").instructions;
+            let invoke_cost = warm_invoke(&mut host, name, "poke", "").instructions;
             host.list(
                 admin(),
                 ListArgs {
@@ -434,8 +426,7 @@ impl Bench {
             "kernels",
             read(root, "target/plugins/kernels.wasm"),
         );
-        invoke(&mut host, "kernels", "noop", "");
-        let fixed = invoke(&mut host, "kernels", "noop", "").instructions;
+        let fixed = warm_invoke(&mut host, "kernels", "noop", "").instructions;
 
         // `dao_voting.decide` under its default rule (token-weighted), warm: the second call;
         // built as native (the goal's figure, `P8`) and as shipped (`P8s`).
@@ -453,8 +444,7 @@ impl Bench {
             for n in [10u64, 100, 1_000] {
                 let ballots = ballots(n);
                 let native = native_workload(&mut host, "dao_voting.decide", ballots.as_bytes());
-                invoke(&mut host, plugin, "decide", &ballots);
-                let run = invoke(&mut host, plugin, "decide", &ballots);
+                let run = warm_invoke(&mut host, plugin, "decide", &ballots);
                 assert_eq!(
                     run.output,
                     native.output.as_slice(),
@@ -557,8 +547,7 @@ impl Bench {
         );
         let document = bench_kernels::round_trip::document(ROUND_TRIP_BALLOTS);
         let native = native_workload(&mut host, "json_round_trip.round_trip", document.as_bytes());
-        invoke(&mut host, "json_round_trip", "round_trip", &document);
-        let run = invoke(&mut host, "json_round_trip", "round_trip", &document);
+        let run = warm_invoke(&mut host, "json_round_trip", "round_trip", &document);
         assert_eq!(
             run.output,
             native.output.as_slice(),

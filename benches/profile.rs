@@ -22,7 +22,7 @@ use ic_local_runtime::profile::{FunctionCost, Profile};
 use plugin_host_local::client::{CallKind, PluginHost};
 use plugin_host_local::group_digits;
 use support::{
-    COLD_STARTS, ColdStart, admin, deploy_on, install, invoke, memory_plugin, read, wat,
+    COLD_STARTS, ColdStart, admin, deploy_on, install, memory_plugin, read, warm_invoke, wat,
 };
 
 fn main() {
@@ -184,9 +184,7 @@ impl Scenario {
                     PluginWasm::Memory(pages) => wat(&memory_plugin(*pages)),
                 };
                 install(&mut host, plugin, wasm);
-                // The first call translates the code it reaches (lazy translation).
-                invoke(&mut host, plugin, function, input);
-                invoke(&mut host, plugin, function, input).instructions
+                warm_invoke(&mut host, plugin, function, input).instructions
             }
             Scenario::Floor => {
                 let mut host = deploy_on(runtime, &read(root, &module_path(CANISTER, module)));
