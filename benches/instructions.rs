@@ -20,7 +20,7 @@ use plugin_host_local::group_digits;
 use plugin_host_local::identity;
 use sha2::{Digest, Sha256};
 use support::{
-    COLD_STARTS, NativeRun, admin, deploy, install, install_as, invoke, memory_plugin, read,
+    COLD_STARTS, NativeRun, Run, admin, deploy, install, install_as, invoke, memory_plugin, read,
     warm_invoke, wat,
 };
 
@@ -135,12 +135,8 @@ impl Bench {
             for (kernel, _, _) in bench_kernels::KERNELS {
                 let (native, what, n) = &natives[kernel];
                 let run = warm_invoke(&mut host, plugin, kernel, &n.to_string());
-                assert_eq!(
-                    run.output,
-                    native.output.as_slice(),
-                    "{kernel}: the plugin ({build}) and the native build disagree"
-                );
-                let interpreted = run.instructions.saturating_sub(fixed) as f64;
+                let interpreted =
+                    beyond_fixed(&run, native, fixed, &format!("{kernel} ({build})")) as f64;
                 let ratio = interpreted / native.instructions as f64;
                 log_sum += ratio.ln();
                 self.add(
@@ -172,12 +168,7 @@ impl Bench {
             let (native, what, n) = &natives[kernel];
             let function = format!("{kernel}_host");
             let run = warm_invoke(&mut host, "kernels_o3", &function, &n.to_string());
-            assert_eq!(
-                run.output,
-                native.output.as_slice(),
-                "{function}: the plugin and the native build disagree"
-            );
-            let interpreted = run.instructions.saturating_sub(fixed);
+            let interpreted = beyond_fixed(&run, native, fixed, &function);
             self.add(
                 &format!("P1b.{kernel}"),
                 format!(
@@ -445,12 +436,12 @@ impl Bench {
                 let ballots = ballots(n);
                 let native = native_workload(&mut host, "dao_voting.decide", ballots.as_bytes());
                 let run = warm_invoke(&mut host, plugin, "decide", &ballots);
-                assert_eq!(
-                    run.output,
-                    native.output.as_slice(),
-                    "decide, {n} ballots: the plugin ({build}) and the native build disagree"
+                let call = beyond_fixed(
+                    &run,
+                    &native,
+                    fixed,
+                    &format!("decide, {n} ballots ({build})"),
                 );
-                let call = run.instructions.saturating_sub(fixed);
                 self.add(
                     &format!("{part}.decide_{n}"),
                     format!(
@@ -519,12 +510,7 @@ impl Bench {
             .collect();
         let facts = [seed.as_slice(), &now_ns.to_le_bytes(), owner.as_bytes()].concat();
         let native = native_workload(&mut host, "nft.mint", &facts);
-        assert_eq!(
-            run.output,
-            native.output.as_slice(),
-            "nft.mint: the plugin and the native build disagree"
-        );
-        let call = run.instructions.saturating_sub(fixed);
+        let call = beyond_fixed(&run, &native, fixed, "nft.mint");
         self.add(
             "P8.nft_mint",
             format!(
@@ -548,12 +534,7 @@ impl Bench {
         let document = bench_kernels::round_trip::document(ROUND_TRIP_BALLOTS);
         let native = native_workload(&mut host, "json_round_trip.round_trip", document.as_bytes());
         let run = warm_invoke(&mut host, "json_round_trip", "round_trip", &document);
-        assert_eq!(
-            run.output,
-            native.output.as_slice(),
-            "round_trip: the plugin and the native build disagree"
-        );
-        let call = run.instructions.saturating_sub(fixed);
+        let call = beyond_fixed(&run, &native, fixed, "round_trip");
         self.add(
             "P8.json_round_trip",
             format!(
@@ -654,6 +635,17 @@ fn ballots(n: u64) -> String {
 }
 
 /// Runs `workload` natively on `input` in the bench canister (`bench_native_workload`).
+/// What a plugin's run cost beyond `fixed` (a warm call's fixed cost), once it is checked to have
+/// answered what the native run of `what` did.
+fn beyond_fixed(run: &Run, native: &NativeRun, fixed: u64, what: &str) -> u64 {
+    assert_eq!(
+        run.output,
+        native.output.as_slice(),
+        "{what}: the plugin and the native build disagree"
+    );
+    run.instructions.saturating_sub(fixed)
+}
+
 fn native_workload(host: &mut PluginHost, workload: &str, input: &[u8]) -> NativeRun {
     host.call::<_, (Option<NativeRun>,)>(
         CallKind::Update,
