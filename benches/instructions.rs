@@ -407,9 +407,10 @@ impl Bench {
     /// P8: real workloads, the same Rust code natively in the bench build and under wasmi: the
     /// example plugins `dao_voting` (its `decide`; built as native, `P8`, and as shipped, `P8s`)
     /// and `nft` (its `mint`, as shipped: opt-level "s"), and the JSON round trip of
-    /// `benches/kernels` as the `json_round_trip` plugin (opt-level 3, as native). A call's own count is the whole warm message minus a warm
-    /// no-op of the Rust `kernels` plugin (P2's `noop_rust`: the fixed cost of a call); per ballot,
-    /// the difference between 1,000 and 10 ballots, in which the fixed cost cancels.
+    /// `benches/kernels` as the `json_round_trip` plugin (opt-level 3, as native). A call's own
+    /// count is the whole warm message minus a warm no-op of the Rust `kernels` plugin (P2's
+    /// `noop_rust`: the fixed cost of a call); per ballot, the difference between 1,000 and 10
+    /// ballots, in which the fixed cost cancels.
     fn p8_real_workloads(&mut self, root: &Path) {
         let mut host = deploy(&read(root, "target/dist/plugin_host_bench.wasm.gz"));
         install(

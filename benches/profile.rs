@@ -6,8 +6,8 @@
 //! `P1.<kernel>`, `P1s.<kernel>`, `P1b.<kernel>` (a kernel's second invoke, whole message: the
 //! P1 figure subtracts a `noop` call from it), `P2.noop_rust`, `P2.noop_wat`, `P2.floor`,
 //! `P3.cold`, `P3.counter`, `P3.creature`, `P3.as_words` (the first invoke after a canister
-//! upgrade, `support::COLD_STARTS`), `P5.mem_<pages>p`, or `<plugin>.<function>` for an example plugin in `target/plugins/` (its
-//! second call, as from the CLI, with `--input`). The canister is the un-shrunk build
+//! upgrade, `support::COLD_STARTS`), `P5.mem_<pages>p`, or `<plugin>.<function>` for an example
+//! plugin in `target/plugins/` (its second call, as from the CLI, with `--input`). The canister is the un-shrunk build
 //! (`target/dist/*.raw.wasm`), which keeps the function names; the scenario runs twice, without
 //! and with the probes, and the profile's total is checked against the unprofiled count.
 

@@ -505,7 +505,7 @@ fn chunk_range(index: usize, len: usize) -> std::ops::Range<usize> {
     index * CHUNK_BYTES..((index + 1) * CHUNK_BYTES).min(len)
 }
 
-/// The bytes of marked span `index` (wasmi's marks, [`MARK_BYTES`] each) in a memory of `len` bytes.
+/// The bytes of marked span `index` ([`MARK_BYTES`] each) in a memory of `len` bytes.
 fn span_range(index: usize, len: usize) -> std::ops::Range<usize> {
     index * MARK_BYTES..((index + 1) * MARK_BYTES).min(len)
 }

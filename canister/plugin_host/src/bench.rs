@@ -36,7 +36,8 @@ fn bench_native(kernel: String, n: u64) -> Option<NativeRun> {
 }
 
 /// Runs a real workload natively on `input` and measures it (P8); `None` for an unknown workload,
-/// a malformed `input` or a failed run (the plugin's error). The workloads, each what the plugin function of the same name computes:
+/// a malformed `input` or a failed run (the plugin's error). The workloads, each what the plugin
+/// function of the same name computes:
 /// - `dao_voting.decide`: `input` is the ballots (JSON); counts them under the plugin's default
 ///   rule (`token_weighted`) and answers the decision as JSON;
 /// - `nft.mint`: `input` is the call's facts, the 32-byte seed, the time (8 bytes, little-endian)
