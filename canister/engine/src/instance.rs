@@ -78,9 +78,7 @@ impl PendingCommit {
             .chunk_by(|a, b| a / MARKS_PER_CHUNK == b / MARKS_PER_CHUNK)
             .map(|spans| (spans[0] / MARKS_PER_CHUNK, spans))
     }
-}
 
-impl PendingCommit {
     /// An upper bound of what the commit writes.
     pub fn writes(&self, instance: &LiveInstance) -> Writes {
         let host = instance.store.data();
