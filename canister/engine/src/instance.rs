@@ -373,7 +373,7 @@ impl LiveInstance {
     }
 
     /// Persists what the call changed: the written chunks that differ from the shadow, changed
-    /// globals, the vars it set.
+    /// globals, the vars it set to a new value.
     pub fn commit(
         &mut self,
         pending: PendingCommit,
@@ -409,8 +409,12 @@ impl LiveInstance {
             self.saved_globals = globals;
         }
         let host = self.store.data_mut();
-        for key in std::mem::take(&mut host.vars_journal).into_keys() {
-            store.put_var(id, &key, host.vars.get(key.as_str()).map(Vec::as_slice));
+        for (key, before) in std::mem::take(&mut host.vars_journal) {
+            let now = host.vars.get(key.as_str()).map(Vec::as_slice);
+            // A var set back to the value it had when the call began is stored as it is.
+            if now != before.as_deref() {
+                store.put_var(id, &key, now);
+            }
         }
     }
 

@@ -1453,3 +1453,103 @@ fn a_switch_in_a_loop_pays_for_the_case_it_takes() {
     assert!(small < 2_500, "the small case paid {small}");
     assert!(big > 50_000, "the big case paid {big}");
 }
+
+/// Stable memory that counts the bytes written to it.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: VectorMemory,
+    written: Rc<Cell<u64>>,
+}
+
+impl ic_stable_structures::Memory for Counting {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn grow(&self, pages: u64) -> i64 {
+        self.inner.grow(pages)
+    }
+    fn read(&self, offset: u64, dst: &mut [u8]) {
+        self.inner.read(offset, dst)
+    }
+    fn write(&self, offset: u64, src: &[u8]) {
+        self.written.set(self.written.get() + src.len() as u64);
+        self.inner.write(offset, src)
+    }
+}
+
+/// A var a call sets back to the value it had costs no stable write (a B-tree node rewrite): the
+/// call writes what a call that sets nothing writes. A changed value is written, and both read
+/// back after the engine is reopened.
+#[test]
+fn a_var_set_to_the_value_it_has_is_not_written_again() {
+    let memory = Counting::default();
+    let open = || {
+        let space = Rc::new(StableSpace::init(memory.clone()));
+        let ids = StableMemories::from_array(std::array::from_fn(|i| MemoryId::new(i as u8)));
+        Engine::init(space, ids, Limits::default(), meter())
+    };
+    let mut engine = open();
+    let wasm = wat(&format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 0) "keyonetwo")
+  {HELPERS}
+  (func (export "set_one") (result i32)
+    (call $var_set (call $block (i32.const 0) (i32.const 3)) (call $block (i32.const 3) (i32.const 3)))
+    (i32.const 0))
+  (func (export "set_two") (result i32)
+    (call $var_set (call $block (i32.const 0) (i32.const 3)) (call $block (i32.const 6) (i32.const 3)))
+    (i32.const 0))
+  (func (export "set_two_then_one") (result i32)
+    (call $var_set (call $block (i32.const 0) (i32.const 3)) (call $block (i32.const 6) (i32.const 3)))
+    (call $var_set (call $block (i32.const 0) (i32.const 3)) (call $block (i32.const 3) (i32.const 3)))
+    (i32.const 0))
+  (func (export "get") (result i32)
+    (local $h i64)
+    (local.set $h (call $var_get (call $block (i32.const 0) (i32.const 3))))
+    (call $output_set (local.get $h) (call $length (local.get $h)))
+    (i32.const 0))
+  (func (export "noop") (result i32) (i32.const 0)))"#
+    ));
+    engine.install(request("same", &wasm), 1).expect("install");
+    let written = Rc::clone(&memory.written);
+    let call = |engine: &mut Engine<Counting>, function: &str| {
+        let before = written.get();
+        let outcome = engine
+            .invoke(InvokeRequest {
+                plugin: "same",
+                function,
+                input: b"",
+                fuel: None,
+                caller: caller(),
+                now_ns: 42,
+                commit: true,
+                logs: false,
+                instruction_limit: None,
+            })
+            .unwrap_or_else(|f| panic!("{function}: {f}"));
+        (written.get() - before, outcome.output)
+    };
+    call(&mut engine, "set_one");
+    call(&mut engine, "noop");
+    let (nothing, _) = call(&mut engine, "noop");
+    assert_eq!(
+        call(&mut engine, "set_one").0,
+        nothing,
+        "set to the value it has"
+    );
+    assert_eq!(
+        call(&mut engine, "set_two_then_one").0,
+        nothing,
+        "changed and changed back"
+    );
+    let (changed, _) = call(&mut engine, "set_two");
+    assert!(changed > nothing, "a changed value is written");
+    drop(engine);
+    let mut engine = open();
+    assert_eq!(call(&mut engine, "get").1, b"two");
+    call(&mut engine, "set_one");
+    drop(engine);
+    let mut engine = open();
+    assert_eq!(call(&mut engine, "get").1, b"one");
+}
