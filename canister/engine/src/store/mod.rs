@@ -223,8 +223,8 @@ pub struct PluginStore<M: Memory> {
     code: StableBTreeMap<[u8; 32], Vec<u8>, M>,
     code_refs: StableBTreeMap<[u8; 32], u64, M>,
     chunk_slots: StableBTreeMap<(u64, u32), u64, M>,
-    /// Heap copies of `chunk_slots` entries written since the canister started (at most
-    /// [`SLOT_CACHE_ENTRIES`]): a B-tree lookup costs ~6 k instructions per written chunk.
+    /// Heap copies of `chunk_slots` entries written or looked up since the canister started (at
+    /// most [`SLOT_CACHE_ENTRIES`]): a B-tree lookup costs ~6 k instructions per written chunk.
     cached_slots: BTreeMap<(u64, u32), u64>,
     chunk_data: ChunkData<M>,
     globals: StableBTreeMap<u64, Vec<u8>, M>,
