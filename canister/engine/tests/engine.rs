@@ -186,8 +186,8 @@ fn install_err(engine: &mut Engine<VectorMemory>, text: &str) -> InstallError {
     }
 }
 
-fn call_with(
-    engine: &mut Engine<VectorMemory>,
+fn call_with<M: ic_stable_structures::Memory + Clone>(
+    engine: &mut Engine<M>,
     plugin: &str,
     function: &str,
     input: &[u8],
@@ -1515,18 +1515,7 @@ fn a_var_set_to_the_value_it_has_is_not_written_again() {
     let written = Rc::clone(&memory.written);
     let call = |engine: &mut Engine<Counting>, function: &str| {
         let before = written.get();
-        let outcome = engine
-            .invoke(InvokeRequest {
-                plugin: "same",
-                function,
-                input: b"",
-                fuel: None,
-                caller: caller(),
-                now_ns: 42,
-                commit: true,
-                logs: false,
-                instruction_limit: None,
-            })
+        let outcome = call_with(engine, "same", function, b"", None, true)
             .unwrap_or_else(|f| panic!("{function}: {f}"));
         (written.get() - before, outcome.output)
     };
